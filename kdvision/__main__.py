@@ -1,0 +1,3 @@
+from kdvision.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,296 @@
+"""YAML -> validated config objects.
+
+A config file is YAML. It may start from presets with ``base: path.yaml`` (or a list of
+paths, relative to the file), which are deep-merged under it. ``KEY=VALUE`` overrides use
+dotted keys (``train.epochs=2``) and YAML values (``train.optimizer.lr=0.1``,
+``train.schedule.milestones=[10,20]``). Every error names the key and the file.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from kdvision.errors import UserError
+
+
+# --------------------------------------------------------------------------- schema
+@dataclass
+class OptimizerConfig:
+    name: str = "sgd"  # sgd | adam | adamw
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "multistep"  # multistep | cosine | poly | step | constant
+    milestones: list[int] = field(default_factory=list)  # epochs, for multistep
+    gamma: float = 0.1
+    step_size: int = 1  # epochs, for step
+    power: float = 0.9  # for poly
+    min_lr: float = 0.0  # for cosine
+    warmup_epochs: float = 0.0
+    warmup_start_factor: float = 0.01
+    by: str = "epoch"  # epoch | step: when the schedule advances
+
+
+@dataclass
+class StageConfig:
+    """One stage of a staged recipe: its epochs and the method parameters it changes."""
+
+    name: str
+    epochs: int
+    method: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 1
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    stages: list[StageConfig] = field(default_factory=list)
+    eval_every: int = 1
+    log_every: int = 20
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    channels_last: bool = False
+    compile_teacher: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    grad_clip: Optional[float] = None
+    max_steps_per_epoch: Optional[int] = None
+    deterministic: bool = False
+    tensorboard: bool = True
+    pictures_every: int = 0  # epochs between task pictures (0: only at the end)
+
+
+@dataclass
+class TeacherConfig:
+    """A frozen teacher: a model and where its weights come from.
+
+    ``checkpoint`` is a kdvision run directory or checkpoint, a plain state dict or a
+    safetensors file. If it does not exist and ``recipe`` names a config, kdvision first
+    trains that recipe (with ``overrides``) into ``<run>/teachers/<name>`` and uses the result.
+    """
+
+    model: dict
+    checkpoint: Optional[str] = None
+    recipe: Optional[str] = None
+    overrides: list[str] = field(default_factory=list)
+    domain: Optional[str] = None  # the data domain (e.g. a weather type) this teacher serves
+    name: Optional[str] = None
+
+
+@dataclass
+class Config:
+    data: dict
+    student: dict
+    task: str = "classification"
+    seed: int = 0
+    teacher: Optional[TeacherConfig] = None
+    teachers: list[TeacherConfig] = field(default_factory=list)
+    method: dict = field(default_factory=lambda: {"name": "student"})
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: dict = field(default_factory=dict)
+    source: str = ""  # the file the config came from (set by load_config, not by users)
+
+    def all_teachers(self) -> list[TeacherConfig]:
+        return ([self.teacher] if self.teacher else []) + list(self.teachers)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("source", None)
+        return d
+
+
+# --------------------------------------------------------------------------- loading
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path}{where}: malformed YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+    bases = data.pop("base", [])
+    if isinstance(bases, str):
+        bases = [bases]
+    merged: dict = {}
+    for b in bases:
+        merged = deep_merge(merged, load_yaml(path.parent / b))
+    return deep_merge(merged, data)
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str = "command line") -> dict:
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override '{item}' ({source}) must look like KEY=VALUE, e.g. train.epochs=2")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise UserError(f"override '{item}': '{'.'.join(parts[:i + 1])}' is not a mapping")
+            node = nxt
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    data = apply_overrides(load_yaml(path), overrides or [])
+    return config_from_dict(data, str(path))
+
+
+def config_from_dict(data: dict, source: str = "<dict>") -> Config:
+    data = dict(data)
+    data.pop("source", None)
+    cfg = from_dict(Config, data, prefix="", source=source)
+    cfg.source = source
+    if cfg.train.stages:
+        cfg.train.epochs = sum(s.epochs for s in cfg.train.stages)
+    for key, section in (("data", cfg.data), ("student", cfg.student), ("method", cfg.method)):
+        if "name" not in section:
+            raise UserError(f"{source}: '{key}.name' is missing")
+    for i, t in enumerate(cfg.all_teachers()):
+        if "name" not in t.model:
+            raise UserError(f"{source}: 'teacher.model.name' is missing (teacher {i})")
+    return cfg
+
+
+# --------------------------------------------------------------------------- validation
+def from_dict(cls, data: Any, prefix: str, source: str):
+    """Build dataclass ``cls`` from a mapping, naming the key and the file on any error."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: '{prefix or 'config'}' must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        key = _join(prefix, unknown[0])
+        known = ", ".join(sorted(n for n in names if n != "source"))
+        raise UserError(f"{source}: unknown key '{key}' (known here: {known})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        key = _join(prefix, f.name)
+        if f.name in data:
+            kwargs[f.name] = coerce(data[f.name], hints[f.name], key, source)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise UserError(f"{source}: required key '{key}' is missing")
+    return cls(**kwargs)
+
+
+def coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
+    """Check ``value`` against a type annotation; ints are accepted where floats are expected."""
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return value
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return coerce(value, a, key, source)
+            except UserError as e:
+                errors.append(e)
+        raise errors[0]
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, key, source)
+    if origin in (list, tuple) or annotation in (list, tuple):
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise UserError(f"{source}: '{key}' must be a list, got {_show(value)}")
+        if args:
+            return [coerce(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value)]
+        return value
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{source}: '{key}' must be a mapping, got {_show(value)}")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{source}: '{key}' must be a number, got {_show(value)}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{source}: '{key}' must be an integer, got {_show(value)}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{source}: '{key}' must be true or false, got {_show(value)}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise UserError(f"{source}: '{key}' must be a string, got {_show(value)}")
+        return value
+    return value
+
+
+def call_with_config(fn, options: dict, prefix: str, source: str, **fixed):
+    """Call ``fn(**fixed, **options)`` after checking option names and types against its signature."""
+    sig = inspect.signature(fn)
+    hints = typing.get_type_hints(fn)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    kwargs = dict(fixed)
+    for k, v in options.items():
+        key = _join(prefix, k)
+        if k not in sig.parameters or sig.parameters[k].kind is inspect.Parameter.VAR_KEYWORD:
+            if accepts_any:
+                kwargs[k] = v
+                continue
+            known = ", ".join(p for p in sig.parameters if p not in fixed and sig.parameters[p].kind
+                              not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL))
+            raise UserError(f"{source}: unknown key '{key}' (known here: {known})")
+        kwargs[k] = coerce(v, hints.get(k, Any), key, source)
+    return fn(**kwargs)
+
+
+def params_from_dict(cls, options: dict, prefix: str, source: str):
+    """Validate a method's ``Params`` dataclass from the ``method`` section (minus its name)."""
+    return from_dict(cls, {k: v for k, v in options.items() if k != "name"}, prefix, source)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _show(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]

@@ -1,0 +1,101 @@
+"""The method interface every distillation method implements (DESIGN.md, "the flow of one step").
+
+A method owns the student, its frozen teachers and any connectors (projection heads). Its
+``forward(batch)`` returns ``(student_output, {name: weighted loss})``; the trainer sums the
+dict, backpropagates and logs every term. The trainer knows nothing of any method.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+
+@dataclass
+class NoParams:
+    pass
+
+
+class Method(nn.Module):
+    """Base class: student + frozen teachers + connectors.
+
+    Subclasses set ``Params`` (a dataclass of the method's hyper-parameters, validated from
+    the ``method`` config section), ``teachers_required`` ("none", "one" or "many") and
+    implement ``forward``. Connectors whose shapes depend on the data are built in ``setup``
+    from a first batch, before the optimiser is made.
+    """
+
+    Params = NoParams
+    teachers_required = "none"
+    #: True when the method only needs the teacher's final output (it can then replay cached
+    #: teacher outputs instead of running the teacher).
+    uses_teacher_logits_only = False
+
+    def __init__(self, student: nn.Module, teachers: list[nn.Module], task, params,
+                 teacher_domains: list[str | None] | None = None):
+        super().__init__()
+        self.student = student
+        self.teachers = nn.ModuleList(teachers)
+        self.teacher_domains = list(teacher_domains or [None] * len(teachers))
+        for t in self.teachers:
+            t.requires_grad_(False)
+            t.eval()
+        self.task = task
+        self.params = params
+
+    # -- lifecycle ---------------------------------------------------------------
+    def setup(self, batch: dict[str, Any]) -> None:
+        """Build shape-dependent connectors from a first batch (default: nothing to build)."""
+
+    def set_params(self, overrides: dict) -> None:
+        """Stage switch: replace some hyper-parameters (e.g. loss weights) from the stage config."""
+        self.params = replace(self.params, **overrides)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for t in self.teachers:
+            t.eval()
+        return self
+
+    # -- the step ----------------------------------------------------------------
+    def forward(self, batch: dict[str, Any]) -> tuple[Any, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self.teachers[0]
+
+    @torch.no_grad()
+    def run_teacher(self, x: torch.Tensor, index: int = 0):
+        """The frozen teacher's output: no autograd, eval mode."""
+        return self.teachers[index](x)
+
+    # -- what the trainer needs ----------------------------------------------------
+    def param_groups(self) -> list[dict]:
+        """Parameter groups for the main optimiser: everything trainable except the teachers.
+
+        A group may carry ``lr_mult`` (e.g. 10 for new heads); the schedule scales it.
+        """
+        teacher_ids = {id(p) for t in self.teachers for p in t.parameters()}
+        extra_ids = {id(p) for opt in self.extra_optimizers() for g in opt.param_groups for p in g["params"]}
+        params = [p for p in self.parameters()
+                  if p.requires_grad and id(p) not in teacher_ids and id(p) not in extra_ids]
+        return [{"params": params}]
+
+    def extra_optimizers(self) -> list[torch.optim.Optimizer]:
+        """Optimisers the method owns for parts trained by their own rule (e.g. APD's teacher
+        projector). The trainer steps, zeroes and checkpoints them alongside the main one."""
+        return []
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything but the teachers (student, connectors, self-teachers): what a checkpoint holds."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("teachers.")}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("teachers.")]
+        if missing or unexpected:
+            raise RuntimeError(f"checkpoint does not fit the method: missing {missing[:5]}, "
+                               f"unexpected {unexpected[:5]}")

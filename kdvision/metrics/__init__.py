@@ -1,0 +1,2 @@
+"""Evaluation metrics for every task."""
+from kdvision.metrics.classification import accuracy

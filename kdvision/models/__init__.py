@@ -1,0 +1,26 @@
+"""Network definitions. ``create(name, num_classes)`` builds any registered model.
+
+Every built-in model lists its stage outputs (tap paths) in ``model.stages``.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from kdvision.registry import MODELS, import_submodules
+
+import_submodules(__name__, __path__)
+
+
+def create(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
+    """Build a registered model by name, e.g. ``create("resnet20", num_classes=100)``."""
+    builder = MODELS.get(name)
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    return builder(**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["create", "count_parameters", "MODELS"]

@@ -1,0 +1,7 @@
+"""Tasks: what differs between classification, segmentation and restoration."""
+from kdvision.registry import TASKS, import_submodules
+from kdvision.tasks.base import Task, main_output
+
+import_submodules(__name__, __path__)
+
+__all__ = ["Task", "TASKS", "main_output"]

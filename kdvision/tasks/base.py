@@ -1,0 +1,77 @@
+"""What differs by task: datasets, the task's own supervised loss, metrics, pictures.
+
+The trainer is the same for every task; it asks the task for these and never branches on
+the task's name.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from kdvision.config import Config, call_with_config
+from kdvision.registry import DATASETS, MODELS
+
+#: data options the trainer reads itself; the rest go to the dataset builder.
+LOADER_KEYS = ("name", "batch_size", "eval_batch_size", "workers")
+
+
+class Task:
+    """Base class. Subclasses set ``metric`` (the key that picks the best checkpoint)."""
+
+    metric = "acc"
+    higher_is_better = True
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self._datasets: dict[str, Dataset] | None = None
+
+    # -- data ----------------------------------------------------------------------
+    def datasets(self) -> dict[str, Dataset]:
+        """{"train", "val", "test"} datasets from ``cfg.data``; "val" may be the test set."""
+        if self._datasets is None:
+            builder = DATASETS.get(self.cfg.data["name"], where=f"{self.cfg.source}: data.name")
+            options = {k: v for k, v in self.cfg.data.items() if k not in LOADER_KEYS}
+            self._datasets = call_with_config(builder, options, "data", self.cfg.source,
+                                              seed=self.cfg.seed)
+        return self._datasets
+
+    def dataset_info(self) -> dict[str, Any]:
+        """Facts models need from the data, e.g. {"num_classes": 100}."""
+        train = self.datasets()["train"]
+        return {k: getattr(train, k) for k in ("num_classes",) if hasattr(train, k)}
+
+    # -- models --------------------------------------------------------------------
+    def create_model(self, spec: dict, where: str) -> nn.Module:
+        builder = MODELS.get(spec["name"], where=f"{self.cfg.source}: {where}.name")
+        options = {k: v for k, v in spec.items() if k != "name"}
+        info = {k: v for k, v in self.dataset_info().items() if k not in options}
+        import inspect
+        accepted = inspect.signature(builder).parameters
+        info = {k: v for k, v in info.items() if k in accepted}
+        return call_with_config(builder, options, where, self.cfg.source, **info)
+
+    # -- training and evaluation ----------------------------------------------------
+    def loss(self, output: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The task's own supervised terms, named and weighted (e.g. {"ce": ...})."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader, device: torch.device, autocast) -> dict[str, float]:
+        raise NotImplementedError
+
+    def pictures(self, model: nn.Module, batch: dict[str, Any]) -> np.ndarray | None:
+        """An HxWx3 uint8 grid that shows what the model does on a batch (None: no pictures)."""
+        return None
+
+
+def main_output(output: Any) -> torch.Tensor:
+    """The main prediction of a model whose forward returns a tensor or a dict with "out"."""
+    if isinstance(output, dict):
+        return output["out"]
+    if isinstance(output, (tuple, list)):
+        return output[0]
+    return output
