@@ -1,0 +1,122 @@
+"""Multi-weather training data: paired images labelled with their weather type, and a batch
+sampler that puts every weather type into each batch.
+
+Items are ``{"input", "target": CHW float in [0, 1], "domain": LongTensor scalar, "name"}``;
+``dataset.domains`` lists the weather names the indices refer to (e.g. ["haze", "rain",
+"snow"]) and ``dataset.sample_domains[i]`` is item i's index, which the sampler reads without
+loading images. ``dataset.train_batch_sampler(batch_size, generator)`` returns the sampler.
+
+The two-stage method (Chen et al., CVPR 2022) needs every weather type in each batch: the
+official code draws each sample's source at random and drops batches that miss one; the
+sampler here instead fills each batch with an equal share of every type (the remainder going
+to types drawn at random), cycling through each type's shuffled samples.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from kdvision.data.restoration.images import read_image, to_tensor
+from kdvision.data.restoration.paired_layouts import Pair
+from kdvision.data.restoration.paired_transforms import PairedTransform
+from kdvision.errors import UserError
+
+
+class DomainBalancedBatchSampler(Sampler[list[int]]):
+    """Batches of ``batch_size`` indices with every domain present (each an equal share).
+
+    ``sample_domains[i]``: the domain index of item i. ``num_batches`` defaults to
+    len(items) // batch_size (at least 1). Deterministic for a given ``generator``.
+    """
+
+    def __init__(self, sample_domains: Sequence[int], batch_size: int,
+                 generator: torch.Generator | None = None, num_batches: int | None = None):
+        groups: dict[int, list[int]] = {}
+        for i, d in enumerate(sample_domains):
+            groups.setdefault(int(d), []).append(i)
+        self.groups = [torch.tensor(groups[d]) for d in sorted(groups)]
+        if not self.groups:
+            raise UserError("the multi-weather data set is empty")
+        if batch_size < len(self.groups):
+            raise UserError(f"data.batch_size {batch_size} is smaller than the number of weather types "
+                            f"({len(self.groups)}): each batch must hold every type")
+        self.batch_size = batch_size
+        self.generator = generator
+        self.num_batches = num_batches or max(1, len(sample_domains) // batch_size)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g = self.generator
+        k = len(self.groups)
+        queues = [grp[torch.randperm(len(grp), generator=g)] for grp in self.groups]
+        pos = [0] * k
+        for _ in range(self.num_batches):
+            counts = [self.batch_size // k] * k
+            for j in torch.randperm(k, generator=g)[: self.batch_size % k].tolist():
+                counts[j] += 1
+            batch = []
+            for j, n in enumerate(counts):
+                for _ in range(n):
+                    if pos[j] == len(queues[j]):
+                        queues[j] = self.groups[j][torch.randperm(len(self.groups[j]), generator=g)]
+                        pos[j] = 0
+                    batch.append(int(queues[j][pos[j]]))
+                    pos[j] += 1
+            order = torch.randperm(len(batch), generator=g).tolist()
+            yield [batch[i] for i in order]
+
+
+class DomainDataset(Dataset):
+    """Mixin: ``domains``, ``sample_domains`` and the balanced batch sampler."""
+
+    domains: list[str]
+    sample_domains: list[int]
+
+    def train_batch_sampler(self, batch_size: int, generator: torch.Generator | None = None) -> DomainBalancedBatchSampler:
+        return DomainBalancedBatchSampler(self.sample_domains, batch_size, generator)
+
+    def domain_counts(self) -> dict[str, int]:
+        return {name: sum(1 for d in self.sample_domains if d == i) for i, name in enumerate(self.domains)}
+
+
+class WeatherPairDataset(DomainDataset):
+    """Image pairs read from disk, each with its weather index; ``repeat`` lists them that many
+    times per epoch (new random crops each time)."""
+
+    def __init__(self, pairs: Sequence[Pair], pair_domains: Sequence[int], domains: Sequence[str],
+                 transform: PairedTransform | None = None, repeat: int = 1, cache: bool = False):
+        if len(pairs) != len(pair_domains):
+            raise ValueError("one domain per pair")
+        self.pairs = list(pairs)
+        self.pair_domains = [int(d) for d in pair_domains]
+        self.domains = list(domains)
+        self.transform = transform
+        self.repeat = repeat
+        self.sample_domains = self.pair_domains * repeat
+        self.cache: dict[Path, torch.Tensor] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.pairs) * self.repeat
+
+    def _load(self, path: Path) -> torch.Tensor:
+        if self.cache is None:
+            return to_tensor(read_image(path))
+        if path not in self.cache:
+            self.cache[path] = to_tensor(read_image(path))
+        return self.cache[path]
+
+    def __getitem__(self, index: int) -> dict:
+        i = index % len(self.pairs)
+        pair = self.pairs[i]
+        inp, target = self._load(pair.input), self._load(pair.target)
+        if inp.shape != target.shape:
+            raise UserError(f"{pair.input}: size {tuple(inp.shape[1:])} differs from its target {pair.target} "
+                            f"{tuple(target.shape[1:])}")
+        if self.transform is not None:
+            inp, target = self.transform(inp, target)
+        return {"input": inp, "target": target, "domain": torch.tensor(self.pair_domains[i]), "name": pair.name}

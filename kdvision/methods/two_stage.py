@@ -1,0 +1,284 @@
+"""Two-stage knowledge learning with multi-contrastive regularisation (Chen et al., CVPR 2022,
+"Learning Multiple Adverse Weather Removal via Two-stage Knowledge Learning and
+Multi-contrastive Regularization: Toward a Unified Model").
+
+K frozen teachers, one per weather type (teacher k serves ``teacher_domains[k]``), and one
+student for all. Each teacher sees only the samples of its weather; the student sees them all.
+
+Stage 1, Knowledge Collation (``collation: true``):
+    L = L1(S(x), T_k(x)) + L_PFE + 0.05 L_PFV + 0.1 SCR
+Stage 2, Knowledge Examination (``collation: false``):
+    L = L1(S(x), y) + 0.2 HCR
+
+CKT (collaborative knowledge transfer) per tap q: a progressive feature projector
+PFP = conv3x3(c -> c/2) - ReLU - conv3x3(c/2 -> c/2) per teacher and one shared by the student,
+an inverse projector IPFP_k = conv3x3(c/2 -> c) - ReLU - conv3x3(c -> c) per teacher (no bias,
+Kaiming init, as in the official code); L_PFE and L_PFV in ``kdvision.losses.collaborative``.
+The projected width is half the student's channels at the tap (teachers may be wider).
+
+MCR (multi-contrastive regularisation, ``kdvision.losses.contrastive``), VGG-19 relu1_1..relu5_1:
+- soft CR: positive = the teacher's restoration (paper; ``scr_positive: target`` = the official
+  code's ground truth); negatives = inputs of the same weather in the batch, averaged
+  (``scr_negatives: own`` = the official code's single negative, the sample's own input);
+- hard CR: positive = ground truth; negatives = every input of the batch (all weather types),
+  averaged as in the official code (``hcr_negatives: sum`` = the plain sum of the formula).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdvision.errors import UserError
+from kdvision.losses.collaborative import pfe_loss, pfv_loss
+from kdvision.losses.contrastive import VGG_LAYER_WEIGHTS, contrastive_regularization
+from kdvision.methods.base import Method
+from kdvision.methods.feature_pairs import resolve_layer_pairs
+from kdvision.models.vgg19_features import VGG19Features
+from kdvision.registry import METHODS
+from kdvision.taps import FeatureTaps
+from kdvision.tasks.base import main_output
+
+
+@dataclass
+class TwoStageParams:
+    collation: bool = True  # True: Knowledge Collation (stage 1); False: Knowledge Examination
+    teacher_l1: float = 1.0  # stage 1: L1 to the teacher's restoration
+    pfe: float = 1.0
+    pfv: float = 0.05
+    scr: float = 0.1
+    gt_l1: float = 1.0  # stage 2: L1 to the ground truth
+    hcr: float = 0.2
+    scr_positive: str = "teacher"  # teacher (paper) | target (official code)
+    scr_negatives: str = "same_weather"  # same_weather (paper) | own (official code)
+    hcr_negatives: str = "mean"  # mean over the batch's inputs (official code) | sum
+    layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: model.stages
+    vgg_weights: str = ""  # torchvision vgg19 state dict (local file)
+    allow_untrained_vgg: bool = False
+    vgg_normalize: bool = False  # ImageNet normalisation before VGG (official: none)
+    require_all_domains: bool = True  # every weather type in every batch (official collate)
+
+
+def projector(cin: int, cout: int) -> nn.Sequential:
+    """conv3x3 -> ReLU -> conv3x3, no bias, Kaiming-normal (the official PFP / IPFP)."""
+    p = nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.ReLU(),
+                      nn.Conv2d(cout, cout, 3, padding=1, bias=False))
+    for m in p:
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    return p
+
+
+def inverse_projector(hidden: int, cout: int) -> nn.Sequential:
+    """IPFP: conv3x3(hidden -> c) -> ReLU -> conv3x3(c -> c)."""
+    p = nn.Sequential(nn.Conv2d(hidden, cout, 3, padding=1, bias=False), nn.ReLU(),
+                      nn.Conv2d(cout, cout, 3, padding=1, bias=False))
+    for m in p:
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    return p
+
+
+def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
+    if value not in allowed:
+        raise UserError(f"method.{key} must be one of {', '.join(allowed)}, got '{value}'")
+
+
+@METHODS.register("tkl")
+class TwoStageKnowledgeLearning(Method):
+    """Two-stage knowledge learning (KC: teachers + CKT + soft CR; KE: ground truth + hard CR)."""
+
+    Params = TwoStageParams
+    teachers_required = "many"
+
+    def __init__(self, student, teachers, task, params, teacher_domains=None):
+        super().__init__(student, teachers, task, params, teacher_domains)
+        _choice(params.scr_positive, ("teacher", "target"), "scr_positive")
+        _choice(params.scr_negatives, ("same_weather", "own"), "scr_negatives")
+        _choice(params.hcr_negatives, ("mean", "sum"), "hcr_negatives")
+        for k, d in enumerate(self.teacher_domains):
+            if not d:
+                raise UserError(f"teachers[{k}].domain is missing: tkl needs the weather type each teacher serves")
+        dup = {d for d in self.teacher_domains if self.teacher_domains.count(d) > 1}
+        if dup:
+            raise UserError(f"teachers: more than one teacher serves '{sorted(dup)[0]}'")
+        self.pairs = [resolve_layer_pairs(params.layers, student, t, "stages") for t in self.teachers]
+        self.student_taps = FeatureTaps(student, [p[0] for p in self.pairs[0]], owner="student")
+        self.teacher_taps = [FeatureTaps(t, [p[1] for p in pairs], owner=f"teacher {self.teacher_domains[k]}")
+                             for k, (t, pairs) in enumerate(zip(self.teachers, self.pairs))]
+        self.student_projectors = nn.ModuleList()
+        self.teacher_projectors = nn.ModuleList()  # [k][q]
+        self.inverse_projectors = nn.ModuleList()  # [k][q]
+        self.perceptual: VGG19Features | None = None
+        if params.scr > 0 or params.hcr > 0:
+            self._build_perceptual()
+        self.domains: list[str] = []
+        self.domain_to_teacher: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ building
+    def _build_perceptual(self) -> None:
+        p = self.params
+        self.perceptual = VGG19Features(p.vgg_weights or None, allow_untrained=p.allow_untrained_vgg,
+                                        normalize_input=p.vgg_normalize)
+
+    def _data_domains(self) -> list[str]:
+        domains = self.task.dataset_info().get("domains")
+        if domains is None:
+            domains = getattr(self.task.datasets()["train"], "domains", None)
+        if not domains:
+            raise UserError(f"data '{self.task.cfg.data.get('name')}': the data set names no weather types "
+                            f"(domains); tkl needs a multi-weather data set")
+        return list(domains)
+
+    def _resolve_routing(self) -> None:
+        self.domains = self._data_domains()
+        data_name = self.task.cfg.data.get("name")
+        for k, d in enumerate(self.teacher_domains):
+            if d not in self.domains:
+                raise UserError(f"teachers[{k}].domain '{d}' is not a weather type of data '{data_name}' "
+                                f"(it has: {', '.join(self.domains)})")
+        unserved = [d for d in self.domains if d not in self.teacher_domains]
+        if unserved:
+            raise UserError(f"data '{data_name}' has '{unserved[0]}' samples but no teacher serves them "
+                            f"(teachers serve: {', '.join(self.teacher_domains)})")
+        self.domain_to_teacher = {self.domains.index(d): k for k, d in enumerate(self.teacher_domains)}
+
+    @torch.no_grad()
+    def setup(self, batch):
+        self._resolve_routing()
+        x = batch["input"]
+        was_training = self.student.training
+        self.student.eval()
+        self.student(x[:1])
+        self.student.train(was_training)
+        s_feats = self.student_taps.take()
+        device = x.device
+        for k in range(len(self.teachers)):
+            self.run_teacher(x[:1], k)
+            t_feats = self.teacher_taps[k].take()
+            tp, ip = nn.ModuleList(), nn.ModuleList()
+            for (s_path, t_path), fs, ft in zip(self.pairs[k], s_feats, t_feats):
+                if fs.shape[-2:] != ft.shape[-2:]:
+                    raise UserError(f"tkl: student layer '{s_path}' ({tuple(fs.shape[-2:])}) and teacher "
+                                    f"'{self.teacher_domains[k]}' layer '{t_path}' ({tuple(ft.shape[-2:])}) "
+                                    f"differ in size")
+                hidden = max(1, fs.shape[1] // 2)
+                tp.append(projector(ft.shape[1], hidden))
+                ip.append(inverse_projector(hidden, ft.shape[1]))
+            self.teacher_projectors.append(tp.to(device))
+            self.inverse_projectors.append(ip.to(device))
+        for fs in s_feats:
+            self.student_projectors.append(projector(fs.shape[1], max(1, fs.shape[1] // 2)).to(device))
+
+    # ------------------------------------------------------------------ routing
+    def route(self, domain: torch.Tensor) -> list[torch.Tensor]:
+        """For each teacher k, the batch indices of the samples of its weather type."""
+        if not self.domain_to_teacher:
+            self._resolve_routing()
+        ids = domain.view(-1).long()
+        bad = [int(i) for i in ids.unique().tolist() if int(i) not in self.domain_to_teacher]
+        if bad:
+            raise UserError(f"tkl: a batch holds weather index {bad[0]}, which is not one of the data's "
+                            f"{len(self.domains)} types ({', '.join(self.domains)})")
+        groups = [torch.empty(0, dtype=torch.long, device=ids.device)] * len(self.teachers)
+        for d, k in self.domain_to_teacher.items():
+            groups[k] = (ids == d).nonzero().view(-1)
+        if self.params.require_all_domains:
+            for k, g in enumerate(groups):
+                if g.numel() == 0:
+                    raise UserError(f"tkl: a training batch has no '{self.teacher_domains[k]}' samples; every "
+                                    f"weather type must be in each batch (use a multi-weather data set, whose "
+                                    f"sampler mixes them, and a batch size >= {len(groups)})")
+        return groups
+
+    # ------------------------------------------------------------------ the step
+    def forward(self, batch):
+        if "domain" not in batch:
+            raise UserError("tkl: the batches carry no 'domain' (weather type); use a multi-weather data set")
+        if self.params.collation:
+            return self.knowledge_collation(batch)
+        return self.knowledge_examination(batch)
+
+    def _perceptual(self) -> VGG19Features:
+        if self.perceptual is None:
+            self._build_perceptual()
+            self.perceptual.to(next(self.student.parameters()).device)
+        return self.perceptual
+
+    def knowledge_collation(self, batch):
+        p = self.params
+        x, y = batch["input"], batch["target"]
+        groups = self.route(batch["domain"])
+        out = self.student(x)
+        pred = main_output(out)
+        s_feats = self.student_taps.take()
+        teacher_pred = torch.zeros_like(pred)
+        proj_parts = [[] for _ in s_feats]  # [q][k] projected teacher features
+        rec_parts, feat_parts = [[] for _ in s_feats], [[] for _ in s_feats]
+        for k, idx in enumerate(groups):
+            if idx.numel() == 0:
+                continue
+            teacher_pred[idx] = main_output(self.run_teacher(x[idx], k)).to(pred.dtype)
+            for q, ft in enumerate(self.teacher_taps[k].take()):
+                projected = self.teacher_projectors[k][q](ft)
+                proj_parts[q].append(projected)
+                rec_parts[q].append(self.inverse_projectors[k][q](projected))
+                feat_parts[q].append(ft)
+        order = torch.cat([g for g in groups if g.numel()])
+        inverse = torch.argsort(order)  # rows of the concatenated parts back to batch order
+        losses = {}
+        if p.teacher_l1:
+            losses["l1_teacher"] = p.teacher_l1 * F.l1_loss(pred.float(), teacher_pred.float())
+        if p.pfe:
+            s_proj = [proj(fs) for proj, fs in zip(self.student_projectors, s_feats)]
+            t_proj = [torch.cat(parts)[inverse] for parts in proj_parts]
+            losses["pfe"] = p.pfe * pfe_loss(s_proj, t_proj)
+        if p.pfv:
+            losses["pfv"] = p.pfv * pfv_loss(rec_parts, feat_parts)
+        if p.scr:
+            positive = teacher_pred if p.scr_positive == "teacher" else y
+            losses["scr"] = p.scr * self.soft_cr(pred, positive, x, groups)
+        return out, losses
+
+    def soft_cr(self, pred, positive, x, groups):
+        vgg = self._perceptual()
+        if self.params.scr_negatives == "own":
+            return contrastive_regularization(pred, positive, [x], vgg, VGG_LAYER_WEIGHTS)
+        total = pred.new_zeros((), dtype=torch.float32)
+        for idx in groups:
+            n = idx.numel()
+            if n == 0:
+                continue
+            negatives = [x[j:j + 1] for j in idx.tolist()]
+            cr = contrastive_regularization(pred[idx], positive[idx], negatives, vgg, VGG_LAYER_WEIGHTS,
+                                            negative_weights=[1.0 / n] * n)
+            total = total + cr * (n / x.shape[0])
+        return total
+
+    def knowledge_examination(self, batch):
+        p = self.params
+        x, y = batch["input"], batch["target"]
+        self.route(batch["domain"])  # checks the batch mixes all weather types
+        out = self.student(x)
+        pred = main_output(out)
+        self.student_taps.outputs = {}
+        losses = {}
+        if p.gt_l1:
+            losses["l1"] = p.gt_l1 * F.l1_loss(pred.float(), y.float())
+        if p.hcr:
+            b = x.shape[0]
+            negatives = [x[j:j + 1] for j in range(b)]
+            c = [1.0 / b] * b if p.hcr_negatives == "mean" else None
+            losses["hcr"] = p.hcr * contrastive_regularization(pred, y, negatives, self._perceptual(),
+                                                               VGG_LAYER_WEIGHTS, negative_weights=c)
+        return out, losses
+
+    # ------------------------------------------------------------------ checkpoints
+    def trainable_state_dict(self):
+        return {k: v for k, v in super().trainable_state_dict().items() if not k.startswith("perceptual.")}
+
+    def load_trainable_state_dict(self, state):
+        own = {k: v for k, v in self.state_dict().items() if k.startswith("perceptual.")}
+        super().load_trainable_state_dict({**state, **own})
