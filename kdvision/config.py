@@ -138,9 +138,13 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def deep_merge(base: dict, over: dict) -> dict:
+    """Merge ``over`` into ``base``; a section whose ``name`` changes (another method, model or
+    data set) is replaced whole, since its options belong to the old name."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        same_kind = not (isinstance(v, dict) and isinstance(out.get(k), dict) and "name" in v
+                         and "name" in out[k] and v["name"] != out[k]["name"])
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and same_kind:
             out[k] = deep_merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)

@@ -5,6 +5,7 @@ the task's name.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from kdvision.config import Config, call_with_config
+from kdvision.errors import UserError
+import kdvision.data  # noqa: F401  (registers the data sets)
+import kdvision.models  # noqa: F401  (registers the models)
 from kdvision.registry import DATASETS, MODELS
 
 #: data options the trainer reads itself; the rest go to the dataset builder.
@@ -48,8 +52,11 @@ class Task:
     def create_model(self, spec: dict, where: str) -> nn.Module:
         builder = MODELS.get(spec["name"], where=f"{self.cfg.source}: {where}.name")
         options = {k: v for k, v in spec.items() if k != "name"}
-        info = {k: v for k, v in self.dataset_info().items() if k not in options}
-        import inspect
+        data_info = self.dataset_info()
+        if "num_classes" in options and "num_classes" in data_info and options["num_classes"] != data_info["num_classes"]:
+            raise UserError(f"{self.cfg.source}: {where}.num_classes is {options['num_classes']} but the data "
+                            f"set '{self.cfg.data['name']}' has {data_info['num_classes']} classes")
+        info = {k: v for k, v in data_info.items() if k not in options}
         accepted = inspect.signature(builder).parameters
         info = {k: v for k, v in info.items() if k in accepted}
         return call_with_config(builder, options, where, self.cfg.source, **info)

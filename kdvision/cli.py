@@ -1,0 +1,124 @@
+"""The ``kdvision`` command: train, eval, methods, demo (and the task/speed commands).
+
+User errors print one line, ``kdvision: error: ...``, and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kdvision.errors import UserError
+
+
+def cmd_train(args) -> int:
+    from kdvision.config import load_config
+    from kdvision.engine.trainer import Trainer
+
+    cfg = load_config(args.config, args.overrides)
+    Trainer(cfg, args.out, resume=args.resume, quiet=args.quiet).fit()
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from kdvision.config import load_config
+    from kdvision.engine.evaluate import evaluate_checkpoint
+
+    cfg = load_config(args.config, args.overrides)
+    metrics = evaluate_checkpoint(cfg, args.checkpoint, split=args.split)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+    return 0
+
+
+def cmd_methods(args) -> int:
+    import kdvision.data  # noqa: F401  (registers datasets)
+    from kdvision.methods import METHODS
+    from kdvision.models import MODELS
+    from kdvision.registry import DATASETS, TASKS
+
+    for title, reg in (("method", METHODS), ("model", MODELS), ("dataset", DATASETS), ("task", TASKS)):
+        for name in reg.names():
+            print(f"{title:8s} {name:22s} {reg.doc(name)}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from kdvision.demo import run_demo
+
+    run_demo(args.out, epochs_scale=args.scale)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "methods": cmd_methods, "demo": cmd_demo}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kdvision", description="Knowledge distillation for computer vision.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train what a YAML config describes")
+    t.add_argument("config")
+    t.add_argument("--out", required=True, help="run directory (never overwritten; --resume continues it)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.epochs=2")
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint and print its metrics")
+    e.add_argument("config")
+    e.add_argument("--checkpoint", required=True, help="run directory, kdvision checkpoint, state dict or safetensors")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+
+    sub.add_parser("methods", help="list methods, models, datasets and tasks, one line each")
+
+    d = sub.add_parser("demo", help="teacher, student, KD, FitNet, AT on the embedded digits set (~3 min on 2 cores)")
+    d.add_argument("--out", default=None, help="folder for the demo's runs and plot (default: runs/demo-<time>)")
+    d.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
+
+    for extra in _extra_commands():
+        extra(sub, COMMANDS)
+    return p
+
+
+def _extra_commands():
+    """Commands that live beside their subsystem (infer, export, profile, bench)."""
+    import importlib
+
+    found = []
+    for module in ("kdvision.commands.infer", "kdvision.commands.export", "kdvision.commands.bench"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+            continue
+        found.append(mod.add_parser)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may come after the options (train CONFIG --out DIR a.b=1)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"kdvision: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("kdvision: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

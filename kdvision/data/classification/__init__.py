@@ -1,0 +1,1 @@
+"""Classification data: embedded digits, CIFAR pickles, ImageFolder trees."""

@@ -1,0 +1,100 @@
+"""From a validated config to the task, the student, the frozen teachers and the method."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from kdvision.config import Config, TeacherConfig, params_from_dict
+from kdvision.engine.weights import STUDENT_FILE, load_weights_into
+from kdvision.errors import UserError
+from kdvision.methods import METHODS, Method
+from kdvision.tasks import TASKS, Task
+
+
+def build_task(cfg: Config) -> Task:
+    return TASKS.get(cfg.task, where=f"{cfg.source}: task")(cfg)
+
+
+def method_class(cfg: Config) -> type[Method]:
+    return METHODS.get(cfg.method["name"], where=f"{cfg.source}: method.name")
+
+
+def check_teacher_count(cfg: Config, cls: type[Method]) -> None:
+    n = len(cfg.all_teachers())
+    need = cls.teachers_required
+    name = cfg.method["name"]
+    if need == "none" and n:
+        raise UserError(f"{cfg.source}: method '{name}' uses no teacher, but the config lists {n}")
+    if need == "one" and n != 1:
+        raise UserError(f"{cfg.source}: method '{name}' needs exactly one teacher ('teacher:'), the config lists {n}")
+    if need == "many" and n < 1:
+        raise UserError(f"{cfg.source}: method '{name}' needs teachers ('teachers:'), the config lists none")
+
+
+def teacher_name(t: TeacherConfig, index: int) -> str:
+    return t.name or t.domain or f"teacher{index}"
+
+
+def teacher_weights(t: TeacherConfig, index: int, cfg: Config, run_root: Path | None, train_recipe) -> Path:
+    """Where teacher ``index`` gets its weights; trains its recipe first when they do not exist yet.
+
+    With ``checkpoint`` set, the recipe (if any) trains into that path when it is missing, so
+    several student runs can share one teacher. Without it, the teacher trains into
+    ``<run>/teachers/<name>``.
+    """
+    key = "teacher" if cfg.teacher is t else f"teachers[{index - (1 if cfg.teacher else 0)}]"
+    if t.checkpoint:
+        path = Path(t.checkpoint).expanduser()
+        if path.exists() and (path.is_file() or (path / STUDENT_FILE).is_file()):
+            return path
+        if not t.recipe:
+            raise UserError(f"{cfg.source}: {key}.checkpoint not found: {path}")
+        target = path
+    elif t.recipe:
+        if run_root is None:
+            raise UserError(f"{cfg.source}: {key} has a recipe but no checkpoint; train the student first")
+        target = run_root / "teachers" / teacher_name(t, index)
+    else:
+        raise UserError(f"{cfg.source}: {key} needs 'checkpoint' (a weights file or run) or 'recipe' (a config)")
+    recipe = Path(t.recipe)
+    if not recipe.is_absolute():
+        recipe = Path(cfg.source).parent / recipe
+    if not recipe.is_file():
+        raise UserError(f"{cfg.source}: {key}.recipe not found: {recipe}")
+    if (target / STUDENT_FILE).is_file():
+        return target
+    train_recipe(recipe, t.overrides, target)
+    return target
+
+
+def build_teachers(cfg: Config, task: Task, run_root: Path | None, train_recipe) -> list[nn.Module]:
+    teachers = []
+    for i, t in enumerate(cfg.all_teachers()):
+        where = "teacher.model" if cfg.teacher is t else f"teachers[{i}].model"
+        model = task.create_model(t.model, where)
+        path = teacher_weights(t, i, cfg, run_root, train_recipe)
+        load_weights_into(model, path, f"{where} ({t.model['name']})")
+        teachers.append(model)
+    return teachers
+
+
+def build_method(cfg: Config, task: Task, teachers: list[nn.Module]) -> Method:
+    cls = method_class(cfg)
+    check_teacher_count(cfg, cls)
+    params = params_from_dict(cls.Params, cfg.method, "method", cfg.source)
+    student = task.create_model(cfg.student, "student")
+    domains = [t.domain for t in cfg.all_teachers()]
+    return cls(student, teachers, task, params, teacher_domains=domains)
+
+
+def validate_stages(cfg: Config, cls: type[Method]) -> None:
+    """Each stage may only change fields of the method's Params."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(cls.Params)}
+    for i, stage in enumerate(cfg.train.stages):
+        for k in stage.method:
+            if k not in known:
+                raise UserError(f"{cfg.source}: unknown key 'train.stages[{i}].method.{k}' "
+                                f"(method '{cfg.method['name']}' has: {', '.join(sorted(known)) or 'no parameters'})")

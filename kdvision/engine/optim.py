@@ -1,0 +1,70 @@
+"""Optimisers and learning-rate schedules (with linear warm-up).
+
+The schedule is a pure function of training progress (epoch, or fractional epoch when it
+advances by step), so resuming needs no scheduler state: the learning rate is recomputed
+from the epoch and step stored in the checkpoint.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from kdvision.config import OptimizerConfig, ScheduleConfig, TrainConfig
+from kdvision.errors import UserError
+
+
+def build_optimizer(cfg: OptimizerConfig, param_groups: list[dict]) -> torch.optim.Optimizer:
+    groups = [{**g, "lr": cfg.lr * g.get("lr_mult", 1.0)} for g in param_groups if g["params"]]
+    for g in groups:
+        g.setdefault("lr_mult", 1.0)
+    name = cfg.name.lower()
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=cfg.nesterov)
+    if name in ("adam", "adamw"):
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    raise UserError(f"train.optimizer.name: unknown optimiser '{cfg.name}' (known: sgd, adam, adamw)")
+
+
+SCHEDULES = ("multistep", "step", "cosine", "poly", "constant", "exponential")
+
+
+def lr_factor(cfg: ScheduleConfig, progress: float, total_epochs: int) -> float:
+    """Multiplier of the base learning rate after ``progress`` epochs (0-based, may be fractional)."""
+    w = cfg.warmup_epochs
+    if w > 0 and progress < w:
+        return cfg.warmup_start_factor + (1.0 - cfg.warmup_start_factor) * progress / w
+    name = cfg.name
+    if name == "multistep":
+        return cfg.gamma ** sum(progress >= m for m in cfg.milestones)
+    if name == "step":
+        return cfg.gamma ** math.floor(progress / max(cfg.step_size, 1))
+    if name == "exponential":
+        return cfg.gamma ** progress
+    if name == "constant":
+        return 1.0
+    span = max(total_epochs - w, 1e-8)
+    t = min(max((progress - w) / span, 0.0), 1.0)
+    if name == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * t))
+    if name == "poly":
+        return (1.0 - t) ** cfg.power
+    raise UserError(f"train.schedule.name: unknown schedule '{name}' (known: {', '.join(SCHEDULES)})")
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, train: TrainConfig, epoch: int, step: int,
+                      steps_per_epoch: int) -> float:
+    """Set every group's lr for the given position; returns the base lr (without lr_mult)."""
+    s = train.schedule
+    progress = epoch + (step / max(steps_per_epoch, 1) if s.by == "step" else 0.0)
+    factor = lr_factor(s, progress, train.epochs)
+    base = train.optimizer.lr
+    if s.name == "cosine" and s.min_lr:
+        lr = s.min_lr + (base - s.min_lr) * factor if progress >= s.warmup_epochs else base * factor
+    else:
+        lr = base * factor
+    for g in optimizer.param_groups:
+        g["lr"] = lr * g.get("lr_mult", 1.0)
+    return lr

@@ -1,0 +1,45 @@
+"""Attention transfer (Zagoruyko & Komodakis, "Paying More Attention to Attention", ICLR 2017)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kdvision.losses import at_loss
+from kdvision.methods.base import Method
+from kdvision.methods.feature_pairs import resolve_layer_pairs
+from kdvision.registry import METHODS
+from kdvision.taps import FeatureTaps
+
+
+@dataclass
+class ATParams:
+    layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: all stages
+    weight: float = 1000.0  # CIFAR default: CE + 1000 * sum L_AT (beta = 1e3 in the paper's code)
+    p: int = 2
+    ce_weight: float = 1.0
+
+
+@METHODS.register("at")
+class AttentionTransfer(Method):
+    """total = ce_weight * CE + weight * sum_stages mean_{b,hw} (phi(F_s) - phi(F_t))^2.
+
+    phi is the L2-normalised spatial attention map mean_c(F^p) (eq. 2 of the paper, p = 2),
+    taken on the post-ReLU outputs of every stage (the models' ``stages``) by default.
+    """
+
+    Params = ATParams
+    teachers_required = "one"
+
+    def __init__(self, student, teachers, task, params, teacher_domains=None):
+        super().__init__(student, teachers, task, params, teacher_domains)
+        self.pairs = resolve_layer_pairs(params.layers, student, self.teacher, "stages")
+        self.student_taps = FeatureTaps(student, [p[0] for p in self.pairs], owner="student")
+        self.teacher_taps = FeatureTaps(self.teacher, [p[1] for p in self.pairs], owner="teacher")
+
+    def forward(self, batch):
+        p = self.params
+        out = self.student(batch["input"])
+        self.run_teacher(batch["input"])
+        at = sum(at_loss(fs, ft, p.p) for fs, ft in zip(self.student_taps.take(), self.teacher_taps.take()))
+        losses = {k: p.ce_weight * v for k, v in self.task.loss(out, batch).items()}
+        losses["at"] = p.weight * at
+        return out, losses

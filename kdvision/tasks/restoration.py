@@ -1,0 +1,135 @@
+"""Image restoration (dehazing, deraining, ...): the model maps a degraded image to a clean one.
+
+Training loss (KTDN / SRKTDN, reference sheet): l1_weight * L1 + laplacian_weight *
+Laplacian-pyramid L1 + lab_weight * MSE in CIE Lab, on the output clamped to [0, 1] (as the
+official SRKTDN code, ``clamp_in_loss``). Methods add their distillation terms to these.
+
+Evaluation: PSNR and SSIM of the clamped output, per image then averaged, in the colour
+space ``colour`` ("rgb" or "y"), which the report names (key "colour"). Images are padded
+with reflection to the network's multiple and cropped back, so any size works; the x8
+self-ensemble (flips and transposes averaged) is ``self_ensemble: true``.
+
+Options are read from the config's ``eval:`` section (see ``RestorationOptions``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdvision.config import from_dict
+from kdvision.errors import UserError
+from kdvision.losses.restoration import l1, lab_mse, laplacian_pyramid_l1
+from kdvision.metrics.restoration import COLOURS, psnr_per_image, ssim_per_image
+from kdvision.models.restoration.inference import restore
+from kdvision.registry import TASKS
+from kdvision.tasks.base import Task, main_output
+
+
+@dataclass
+class RestorationOptions:
+    """The ``eval:`` section of a restoration config."""
+
+    colour: str = "rgb"  # rgb | y: the colour space of PSNR / SSIM
+    self_ensemble: bool = False  # x8 flips/transposes averaged at evaluation
+    multiple: int = 0  # pad evaluation images to this multiple (0: the model's input_multiple)
+    l1_weight: float = 1.0
+    laplacian_weight: float = 0.3
+    lab_weight: float = 0.5
+    lab_normalized: bool = True  # official SRKTDN scaling (L/100, a/255, b/255)
+    clamp_in_loss: bool = True  # losses see the output clamped to [0, 1] (official SRKTDN)
+    picture_size: int = 256  # longest side of each panel of the pictures grid
+
+
+@TASKS.register("restoration")
+class RestorationTask(Task):
+    """Degraded image in, clean image out; metric: PSNR (dB)."""
+
+    metric = "psnr"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.options = from_dict(RestorationOptions, dict(cfg.eval or {}), "eval", cfg.source)
+        if self.options.colour not in COLOURS:
+            raise UserError(f"{cfg.source}: eval.colour must be one of {', '.join(COLOURS)}, "
+                            f"got '{self.options.colour}'")
+
+    # -- training ------------------------------------------------------------------
+    def loss(self, output: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """{"l1", "laplacian", "lab"}, each already weighted (zero-weight terms are left out)."""
+        o = self.options
+        pred = main_output(output).float()
+        target = batch["target"].float()
+        if pred.shape != target.shape:
+            raise UserError(f"the model's output {tuple(pred.shape)} does not match the target "
+                            f"{tuple(target.shape)}")
+        if o.clamp_in_loss:
+            pred = pred.clamp(0, 1)
+        terms = {}
+        if o.l1_weight:
+            terms["l1"] = o.l1_weight * l1(pred, target)
+        if o.laplacian_weight:
+            terms["laplacian"] = o.laplacian_weight * laplacian_pyramid_l1(pred, target)
+        if o.lab_weight:
+            terms["lab"] = o.lab_weight * lab_mse(pred, target, o.lab_normalized)
+        if not terms:
+            raise UserError(f"{self.cfg.source}: eval.l1_weight, laplacian_weight and lab_weight are all 0")
+        return terms
+
+    # -- evaluation ----------------------------------------------------------------
+    def restore(self, model: nn.Module, x: torch.Tensor, self_ensemble: bool | None = None) -> torch.Tensor:
+        ensemble = self.options.self_ensemble if self_ensemble is None else self_ensemble
+        return restore(model, x, self.options.multiple or None, ensemble)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader, device: torch.device, autocast) -> dict[str, Any]:
+        """{"psnr", "ssim" (means over images), "psnr_std", "ssim_std", "images", "colour",
+        "self_ensemble"}."""
+        was_training = model.training
+        model.eval()
+        colour = self.options.colour
+        psnrs, ssims = [], []
+        for batch in loader:
+            x = batch["input"].to(device, non_blocking=True)
+            y = batch["target"].to(device, non_blocking=True).float()
+            with autocast():
+                out = self.restore(model, x)
+            out = out.float()
+            psnrs.append(psnr_per_image(out, y, 1.0, colour).cpu())
+            ssims.append(ssim_per_image(out, y, 1.0, colour).cpu())
+        model.train(was_training)
+        if not psnrs:
+            raise UserError(f"{self.cfg.source}: the evaluation split of '{self.cfg.data['name']}' is empty")
+        p, s = torch.cat(psnrs), torch.cat(ssims)
+        return {"psnr": float(p.mean()), "ssim": float(s.mean()),
+                "psnr_std": float(p.std(unbiased=False)), "ssim_std": float(s.std(unbiased=False)),
+                "images": int(p.numel()), "colour": colour, "self_ensemble": self.options.self_ensemble}
+
+    # -- pictures ------------------------------------------------------------------
+    @torch.no_grad()
+    def pictures(self, model: nn.Module, batch: dict[str, Any], max_images: int = 4) -> np.ndarray:
+        """Rows of [input | output | target] for up to ``max_images`` images, HxWx3 uint8
+        (panels shrunk to ``picture_size`` on their longest side)."""
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        x = batch["input"][:max_images].to(device)
+        out = self.restore(model, x, self_ensemble=False).float()
+        model.train(was_training)
+        panels = [x.float().clamp(0, 1), out, batch["target"][:max_images].to(device).float().clamp(0, 1)]
+        h, w = x.shape[-2:]
+        scale = min(1.0, self.options.picture_size / max(h, w))
+        if scale < 1.0:
+            size = (max(1, round(h * scale)), max(1, round(w * scale)))
+            panels = [F.interpolate(p, size=size, mode="area") for p in panels]
+        rows = []
+        for i in range(x.shape[0]):
+            images = [(p[i].cpu().numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8) for p in panels]
+            gap = np.full((images[0].shape[0], 2, 3), 255, np.uint8)
+            rows.append(np.concatenate([images[0], gap, images[1], gap, images[2]], axis=1))
+            rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
+        return np.concatenate(rows[:-1], axis=0)

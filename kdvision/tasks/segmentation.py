@@ -1,0 +1,134 @@
+"""Semantic segmentation: per-pixel cross-entropy (ignore 255) with PSPNet's auxiliary loss,
+mIoU / pixel accuracy over the whole evaluation set, colourised prediction pictures.
+
+``eval:`` options read here: ``aux_weight`` (default 0.4, PSPNet/APD) and ``ignore_index``
+(default 255).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdvision.errors import UserError
+from kdvision.metrics.segmentation import ConfusionMatrix
+from kdvision.registry import TASKS
+from kdvision.tasks.base import Task, main_output
+
+
+def palette() -> np.ndarray:
+    """[256, 3] uint8 colours: the PASCAL VOC bit-interleaving palette; 255 (ignore) is white."""
+    colours = np.zeros((256, 3), dtype=np.uint8)
+    for i in range(256):
+        c, r, g, b = i, 0, 0, 0
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colours[i] = (r, g, b)
+    colours[255] = 255
+    return colours
+
+
+def per_pixel_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """CE averaged over non-ignored pixels; 0 (with a graph) when every pixel is ignored."""
+    if logits.shape[-2:] != target.shape[-2:]:
+        logits = F.interpolate(logits, target.shape[-2:], mode="bilinear", align_corners=False)
+    if not bool((target != ignore_index).any()):
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.float(), target, ignore_index=ignore_index)
+
+
+@TASKS.register("segmentation")
+class SegmentationTask(Task):
+    """Per-pixel logits [B, C, H, W]; metric: mIoU (%) over the whole evaluation split."""
+
+    metric = "miou"
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        options = dict(cfg.eval or {})
+        self.aux_weight = float(options.get("aux_weight", 0.4))
+        self.ignore_index = int(options.get("ignore_index", 255))
+
+    # -- models --------------------------------------------------------------------
+    def create_model(self, spec: dict, where: str) -> nn.Module:
+        model = super().create_model(spec, where)
+        expected = self.dataset_info().get("num_classes")
+        got = getattr(model, "num_classes", None)
+        if expected is not None and got is not None and got != expected:
+            raise UserError(f"{self.cfg.source}: {where} '{spec['name']}' predicts {got} classes but the data "
+                            f"set '{self.cfg.data['name']}' has {expected}")
+        return model
+
+    # -- training ------------------------------------------------------------------
+    def loss(self, output: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """{"ce": CE(main), "ce_aux": aux_weight * CE(aux)} (the aux term only when the model
+        returns one), both ignoring ``ignore_index`` pixels."""
+        target = batch["target"]
+        losses = {"ce": per_pixel_ce(main_output(output), target, self.ignore_index)}
+        if isinstance(output, dict) and output.get("aux") is not None and self.aux_weight > 0:
+            losses["ce_aux"] = self.aux_weight * per_pixel_ce(output["aux"], target, self.ignore_index)
+        return losses
+
+    # -- evaluation ----------------------------------------------------------------
+    def predict(self, model: nn.Module, x: torch.Tensor, size) -> torch.Tensor:
+        logits = main_output(model(x)).float()
+        if logits.shape[-2:] != tuple(size):
+            logits = F.interpolate(logits, size, mode="bilinear", align_corners=False)
+        return logits
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader, device: torch.device, autocast) -> dict[str, float]:
+        """Single-scale whole-image evaluation: {"miou", "pixel_acc", "loss"} (percent; loss = CE)."""
+        model.eval()
+        cm = None
+        loss_sum, pixels = torch.zeros((), device=device, dtype=torch.float64), 0
+        for batch in loader:
+            x = batch["input"].to(device, non_blocking=True)
+            y = batch["target"].to(device, non_blocking=True)
+            with autocast():
+                logits = self.predict(model, x, y.shape[-2:])
+            if cm is None:
+                cm = ConfusionMatrix(logits.shape[1], self.ignore_index)
+            try:
+                cm.update(logits.argmax(1), y)
+            except ValueError as e:
+                raise UserError(f"evaluation data does not fit the model: {e}") from None
+            valid = int((y != self.ignore_index).sum())
+            if valid:
+                loss_sum += F.cross_entropy(logits, y, ignore_index=self.ignore_index, reduction="sum").double()
+                pixels += valid
+        if cm is None:
+            raise UserError(f"{self.cfg.source}: the evaluation split of '{self.cfg.data['name']}' is empty")
+        out = cm.compute()
+        out["loss"] = float(loss_sum) / max(pixels, 1)
+        return out
+
+    @torch.no_grad()
+    def pictures(self, model: nn.Module, batch: dict[str, Any], max_images: int = 4) -> np.ndarray:
+        """Rows of [input | prediction | ground truth] for up to ``max_images`` images, HxWx3 uint8."""
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        x = batch["input"][:max_images].to(device)
+        y = batch["target"][:max_images]
+        pred = self.predict(model, x, y.shape[-2:]).argmax(1).cpu()
+        model.train(was_training)
+        data = self.datasets().get("val") if self._datasets is not None else None
+        mean = np.array(getattr(data, "mean", (0.5, 0.5, 0.5)))[:, None, None]
+        std = np.array(getattr(data, "std", (0.5, 0.5, 0.5)))[:, None, None]
+        colours = palette()
+        rows = []
+        for i in range(x.shape[0]):
+            image = np.clip((x[i].float().cpu().numpy() * std + mean) * 255, 0, 255).astype(np.uint8)
+            image = image.transpose(1, 2, 0)
+            gap = np.full((image.shape[0], 2, 3), 255, np.uint8)
+            rows.append(np.concatenate([image, gap, colours[pred[i].numpy()], gap,
+                                        colours[y[i].clamp(0, 255).numpy()]], axis=1))
+            rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
+        return np.concatenate(rows[:-1], axis=0)
