@@ -24,3 +24,4 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = ["create", "count_parameters", "MODELS"]
+from kdvision.models.frskd_self_teacher import frskd_self_teacher, FRSKDSelfTeacher

@@ -1,0 +1,70 @@
+"""Similarity-preserving knowledge distillation (Tung & Mori, ICCV 2019).
+
+For each tapped layer pair (l, l'), the b x b similarity matrices of the student's and the
+teacher's activations on the same batch should agree (paper Sec. 3):
+    L = ce_weight * CE(z_s, y) + weight * sum_{(l, l')} L_SP(G_S^(l'), G_T^(l))
+with L_SP = ||G_T - G_S||_F^2 / b^2 (``kdvision.losses.sp_loss``). The community default
+(RepDistiller / CRD benchmark) is one pair, the output of the last conv stage (post-ReLU,
+before pooling), weight 3000 and no KL term; teacher features are computed without grad.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kdvision.errors import UserError
+from kdvision.losses.similarity import sp_loss
+from kdvision.methods.base import Method
+from kdvision.registry import METHODS
+from kdvision.taps import FeatureTaps
+
+
+def default_feature_tap(model, owner: str) -> str:
+    path = getattr(model, "feature_tap", None)
+    if not isinstance(path, str):
+        raise UserError(f"sp: the {owner} ({type(model).__name__}) has no 'feature_tap' attribute; "
+                        f"set method.layers to [[student_path, teacher_path], ...]")
+    return path
+
+
+@METHODS.register("sp")
+class SimilarityPreserving(Method):
+    """Similarity-preserving KD (Tung & Mori 2019): CE + 3000 * L_SP on the last conv stage."""
+
+    @dataclass
+    class Params:
+        layers: list[list[str]] = field(default_factory=list)  # [[student_path, teacher_path], ...]
+        weight: float = 3000.0
+        ce_weight: float = 1.0
+
+    teachers_required = "one"
+
+    def __init__(self, student, teachers, task, params, teacher_domains=None):
+        super().__init__(student, teachers, task, params, teacher_domains)
+        if len(self.teachers) != 1:
+            raise UserError(f"sp needs exactly one teacher, got {len(self.teachers)}")
+        pairs = [list(p) for p in params.layers]
+        for i, pair in enumerate(pairs):
+            if len(pair) != 2:
+                raise UserError(f"method.layers[{i}] must be [student_path, teacher_path], got {pair}")
+        if not pairs:
+            pairs = [[default_feature_tap(student, "student"), default_feature_tap(self.teacher, "teacher")]]
+        self.pairs = pairs
+        self.student_taps = FeatureTaps(student, [s for s, _ in pairs], owner="student")
+        self.teacher_taps = FeatureTaps(self.teacher, [t for _, t in pairs], owner="teacher")
+
+    def forward(self, batch):
+        x = batch["input"]
+        out = self.student(x)
+        self.run_teacher(x)
+        student_features = dict(zip(self.student_taps.paths, self.student_taps.take()))
+        teacher_features = dict(zip(self.teacher_taps.paths, self.teacher_taps.take()))
+
+        losses = {k: self.params.ce_weight * v for k, v in self.task.loss(out, batch).items()}
+        total = 0.0
+        for s_path, t_path in self.pairs:
+            try:
+                total = total + sp_loss(student_features[s_path], teacher_features[t_path])
+            except ValueError as e:
+                raise UserError(f"sp: layer pair student '{s_path}' / teacher '{t_path}': {e}") from None
+        losses["sp"] = self.params.weight * total
+        return out, losses
