@@ -10,7 +10,6 @@ replays the same augmentations and ends with the same weights as an uninterrupte
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import random
 import time
@@ -202,7 +201,8 @@ class Trainer:
     def _apply_stage(self, epoch: int, current: int | None) -> int | None:
         index, stage = self.stage_at(epoch)
         if stage is not None and index != current:
-            self.method.params = dataclasses.replace(self.base_params, **stage.method)
+            self.method.params = self.base_params
+            self.method.set_params(stage.method)
             self.log.line(f"stage {index + 1}/{len(self.cfg.train.stages)}: {stage.name} from epoch {epoch + 1}")
         return index
 

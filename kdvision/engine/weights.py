@@ -29,12 +29,11 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     """The model state dict stored at ``path`` (any supported format), on the CPU."""
     p = resolve_weights_file(path)
     if p.suffix == ".safetensors":
-        from safetensors import SafetensorsError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(p))
-        except (SafetensorsError, OSError, ValueError) as e:
+        except Exception as e:  # safetensors raises its own error type for corrupt headers
             raise UserError(f"cannot read safetensors file {p}: {e}") from None
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
