@@ -74,6 +74,36 @@ def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool =
     return out
 
 
+def train_step(forward, batch: dict[str, Any], optimizer: torch.optim.Optimizer, extra_optimizers=(),
+               autocast=contextlib.nullcontext, scaler=None, grad_clip: float | None = None):
+    """One optimisation step: forward the method, sum its losses, backward, clip, step.
+
+    ``forward`` is the method (or its DDP wrapper). Returns the loss names and their detached
+    values stacked on the device (no host sync). ``kdvision bench overhead`` times this function.
+    """
+    with autocast():
+        _, losses = forward(batch)
+    total = sum(losses.values())
+    optimizer.zero_grad(set_to_none=True)
+    for opt in extra_optimizers:
+        opt.zero_grad(set_to_none=True)
+    if scaler:
+        scaler.scale(total).backward()
+        scaler.unscale_(optimizer)
+    else:
+        total.backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    for opt in extra_optimizers:
+        opt.step()
+    return tuple(losses), torch.stack([v.detach().float() for v in losses.values()])
+
+
 class Trainer:
     def __init__(self, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = False):
         self.cfg = cfg
@@ -135,6 +165,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if (cfg.train.precision == "fp16" and self.device.type == "cuda") else None
         self.eval_loader = self._loader(self.datasets["val"], False)
         self.picture_batch = None
+        self.step_module = self.method  # what train_step calls (the DDP wrapper under torchrun)
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, epoch: int, best: float | None, best_epoch: int | None) -> dict:
@@ -271,29 +302,10 @@ class Trainer:
                 break
             lr = set_learning_rate(self.optimizer, cfg.train, epoch, step, steps)
             batch = to_device(batch, self.device, cfg.train.channels_last)
-            with self.autocast():
-                _, losses = method(batch)
-            total = sum(losses.values())
-            self.optimizer.zero_grad(set_to_none=True)
-            for opt in self.extra_optimizers:
-                opt.zero_grad(set_to_none=True)
-            if self.scaler:
-                self.scaler.scale(total).backward()
-                self.scaler.unscale_(self.optimizer)
-            else:
-                total.backward()
-            if cfg.train.grad_clip:
-                torch.nn.utils.clip_grad_norm_([p for g in self.optimizer.param_groups for p in g["params"]],
-                                               cfg.train.grad_clip)
-            if self.scaler:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                self.optimizer.step()
-            for opt in self.extra_optimizers:
-                opt.step()
+            names, values = train_step(self.step_module, batch, self.optimizer, self.extra_optimizers,
+                                       self.autocast, self.scaler, cfg.train.grad_clip)
             # no host-device sync here: loss values are checked and logged every log_every steps
-            pending.append((epoch * steps + step + 1, tuple(losses), torch.stack([v.detach().float() for v in losses.values()])))
+            pending.append((epoch * steps + step + 1, names, values))
             speed.add(int(batch["input"].shape[0]))
             if (step + 1) % log_every == 0 or step + 1 == steps:
                 self._flush(pending, sums)
