@@ -165,7 +165,8 @@ class WeatherUNet(nn.Module):
     """MSBDN-style U-Net for haze/rain/snow removal; see the module docstring."""
 
     stages = ["enc2", "enc3", "enc4", "bottleneck"]
-    size_multiple = 16
+    input_multiple = 16  # (the restoration package's inference pads to these itself)
+    min_input_size = 32
 
     def __init__(self, width: int = 16, bottleneck_blocks: int = 18, level_blocks: int = 3):
         super().__init__()
@@ -187,8 +188,8 @@ class WeatherUNet(nn.Module):
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        m = self.size_multiple
-        ph, pw = max(2 * m, h + (-h) % m) - h, max(2 * m, w + (-w) % m) - w
+        m, lo = self.input_multiple, self.min_input_size
+        ph, pw = max(lo, h + (-h) % m) - h, max(lo, w + (-w) % m) - w
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
         f0 = self.head(x)
