@@ -15,10 +15,10 @@ layers add up on the image, clipped to 1.
 
 Snow (Snow100K's mask composition, Liu et al. TIP 2018: I = J (1 - M) + c M): ``layers`` in
 [1, 3] of particles, from small far flakes to large near ones: radii [0.4, 1.0], [1.0, 2.0],
-[2.0, 3.5] x s/128 px (s/128 at least 0.75, radii at least 0.5 px; three size bins per layer), densities [4e-3, 1.2e-2], [8e-4, 3e-3], [1e-4, 6e-4]
-per pixel, per-flake opacity [0.5, 1.0], a defocus blur sigma [0, 0.5], [0.3, 1.0],
-[0.8, 2.0] x s/128 px and a short fall streak; layer masks combine as
-M = 1 - prod(1 - M_l); snow colour c a grey in [0.85, 1.0].
+[2.0, 3.5] x s/128 px (s/128 at least 0.75, radii at least 0.5 px; three size bins per
+layer), densities [4e-3, 1.2e-2], [8e-4, 3e-3], [1e-4, 6e-4] per pixel, per-flake opacity
+[0.5, 1.0], a defocus blur sigma [0, 0.5], [0.3, 1.0], [0.8, 2.0] x s/128 px and a short fall
+streak; layer masks combine as M = 1 - prod(1 - M_l); snow colour c a grey in [0.85, 1.0].
 """
 from __future__ import annotations
 
