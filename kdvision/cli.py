@@ -101,6 +101,15 @@ def _extra_commands():
     return found
 
 
+def one_line(message: str) -> str:
+    """A UserError re-raised from a DataLoader worker carries the worker's traceback: keep its message."""
+    lines = message.strip().splitlines()
+    if len(lines) > 1 and lines[0].startswith("Caught UserError"):
+        last = lines[-1].strip() or next(line for line in reversed(lines) if line.strip())
+        return last.split("UserError: ", 1)[-1]
+    return " ".join(line.strip() for line in lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -113,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as e:
-        print(f"kdvision: error: {e}", file=sys.stderr)
+        print(f"kdvision: error: {one_line(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("kdvision: interrupted", file=sys.stderr)

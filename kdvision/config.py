@@ -250,6 +250,11 @@ def coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
             raise UserError(f"{source}: '{key}' must be a mapping, got {_show(value)}")
         return value
     if annotation is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"{source}: '{key}' must be a number, got {_show(value)}")
         return float(value)

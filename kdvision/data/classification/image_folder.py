@@ -50,7 +50,7 @@ def load_rgb(path: Path) -> Image.Image:
         with Image.open(path) as im:
             return im.convert("RGB")
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
+        raise UserError(f"cannot read image {path}: not a readable image ({type(e).__name__})") from None
 
 
 class ImageFolderDataset(Dataset):
