@@ -2,3 +2,4 @@
 from kdvision.losses.kd import kd_loss
 from kdvision.losses.attention import at_loss, attention_map
 from kdvision.losses.feature import fitnet_loss
+from kdvision.losses.restoration import l1, laplacian_pyramid_l1, lab_mse, rgb_to_lab, feature_transfer_l1

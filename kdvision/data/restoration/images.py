@@ -1,0 +1,68 @@
+"""Reading image files for restoration data: listing, checking and decoding.
+
+Every problem with a user's file is a one-line ``UserError`` that names the file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from kdvision.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(folder: str | Path, what: str = "image folder") -> list[Path]:
+    """The image files of ``folder`` (not recursive), sorted by name.
+
+    Hidden files (".DS_Store") and sub-folders are ignored; any other file without an image
+    suffix is an error, so that a stray file is noticed rather than silently dropped.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{what} not found: {folder}")
+    files = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.is_dir():
+            continue
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UserError(f"{p}: not an image file (expected one of {', '.join(IMAGE_SUFFIXES)})")
+        files.append(p)
+    return files
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) from the file header, without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"{path}: cannot be read as an image ({type(e).__name__})") from None
+    return h, w
+
+
+def read_image(path: Path) -> np.ndarray:
+    """HxWx3 uint8 RGB (grey and RGBA files are converted)."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"{path}: cannot be read as an image ({type(e).__name__})") from None
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 or float in [0, 1] -> float32 CHW tensor in [0, 1]."""
+    if image.dtype == np.uint8:
+        arr = image.astype(np.float32) / 255.0
+    else:
+        arr = image.astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """Float CHW tensor in [0, 1] (clamped) -> HxWx3 uint8, rounded to the nearest level."""
+    arr = image.detach().float().clamp(0, 1).mul(255).round().byte().cpu().numpy()
+    return arr.transpose(1, 2, 0)

@@ -1,0 +1,67 @@
+"""Restore a folder of a user's images with a trained restoration network (``kdvision infer``).
+
+Every image is restored at its own size: padded with reflection to the network's multiple
+(``model.input_multiple``) and cropped back, and split into overlapping tiles when larger than
+``tile`` pixels (blended linearly in the overlaps). Outputs are PNG files named after the
+inputs. Nothing is ever overwritten: an output folder equal to the input folder, or any output
+file that already exists, is refused before anything is written.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+from kdvision.data.restoration.images import list_images, read_image, to_tensor, to_uint8
+from kdvision.errors import UserError
+from kdvision.models.restoration.inference import restore_tiled
+
+
+def planned_outputs(inputs: list[Path], out_dir: Path) -> list[Path]:
+    """``out_dir/<stem>.png`` for every input; refuses name clashes and existing files."""
+    outputs, seen = [], {}
+    for p in inputs:
+        target = out_dir / f"{p.stem}.png"
+        if target.name in seen:
+            raise UserError(f"{p}: its output {target} would also be the output of {seen[target.name]}")
+        seen[target.name] = p
+        if target.exists():
+            raise UserError(f"{target} already exists; kdvision infer never overwrites files "
+                            f"(choose an empty --out folder)")
+        outputs.append(target)
+    return outputs
+
+
+@torch.no_grad()
+def restore_folder(model: nn.Module, input_dir: str | Path, out_dir: str | Path, multiple: int | None = None,
+                   tile: int = 1024, overlap: int = 32, device: str | torch.device = "cpu",
+                   self_ensemble: bool = False, progress: bool = True) -> list[Path]:
+    """Restore every image of ``input_dir`` into ``out_dir`` (created if needed) as PNG.
+
+    ``multiple``: pad sides to this multiple (default: ``model.input_multiple``); ``tile``:
+    largest side restored in one piece (0: never tile). Returns the written files.
+    """
+    input_dir, out_dir = Path(input_dir), Path(out_dir)
+    inputs = list_images(input_dir, "--input folder")
+    if not inputs:
+        raise UserError(f"{input_dir}: no images to restore")
+    if out_dir.exists() and out_dir.resolve() == input_dir.resolve():
+        raise UserError(f"--out {out_dir} is the input folder; choose another folder so no input is overwritten")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a folder")
+    outputs = planned_outputs(inputs, out_dir)
+    device = torch.device(device)
+    model = model.to(device).eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
+
+    written = []
+    for src, dst in tqdm(list(zip(inputs, outputs)), desc="restoring", unit="image", disable=not progress):
+        x = to_tensor(read_image(src))[None].to(device)
+        y = restore_tiled(model, x, tile, overlap, multiple, self_ensemble)[0]
+        with open(dst, "xb") as f:  # "x": fail rather than overwrite a file that appeared meanwhile
+            Image.fromarray(to_uint8(y)).save(f, format="PNG")
+        written.append(dst)
+    return written

@@ -1,0 +1,92 @@
+"""Knowledge-transfer dehazing: KTDN (Wu et al., "Knowledge Transfer Dehazing Network for
+NonHomogeneous Dehazing", CVPRW 2020) and SRKTDN (its super-resolution variant, NTIRE 2021
+NonHomogeneous Dehazing Challenge; official code Errno1024/SRKT-ntire2021).
+
+Two stages in one config:
+1. the teacher, an autoencoder of clear images, is trained first (the teacher's ``recipe``:
+   method ``student`` on data with ``autoencoder: true``, i.e. clear -> clear);
+2. the dehazing student is trained on hazy inputs with the task's reconstruction losses plus
+   the knowledge-transfer term
+
+       L_KT = || f_S(hazy) - f_T(clear) ||_1
+
+   between the student's bottleneck feature (its ``mid`` DehazeBlock) and the frozen teacher's
+   feature of the matching clear image (reference weight 1).
+
+The feature taps default to each model's ``feature_tap`` attribute ("mid" for the kdvision
+KTDN models); name others with ``student_tap`` / ``teacher_tap`` (module paths).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from kdvision.errors import UserError
+from kdvision.losses.restoration import feature_transfer_l1
+from kdvision.methods.base import Method
+from kdvision.registry import METHODS
+from kdvision.taps import FeatureTaps
+
+
+@dataclass
+class KTDNParams:
+    kt_weight: float = 1.0  # weight of L1(student feature, teacher feature of the clear image)
+    student_tap: str = ""  # module path; default: student.feature_tap
+    teacher_tap: str = ""  # module path; default: teacher.feature_tap
+
+
+def _tap_path(model, given: str, owner: str) -> str:
+    path = given or getattr(model, "feature_tap", "")
+    if not path:
+        raise UserError(f"method.{owner}_tap: the {owner} ({type(model).__name__}) has no 'feature_tap'; "
+                        f"name the module whose output is transferred, e.g. method.{owner}_tap=mid")
+    return path
+
+
+@METHODS.register("ktdn")
+class KTDN(Method):
+    """total = task reconstruction losses (L1, Laplacian, Lab) + kt_weight * L1(f_S(x), f_T(gt))."""
+
+    Params = KTDNParams
+    teachers_required = "one"
+
+    def __init__(self, student, teachers, task, params, teacher_domains=None):
+        super().__init__(student, teachers, task, params, teacher_domains)
+        self.student_path = _tap_path(student, params.student_tap, "student")
+        self.teacher_path = _tap_path(self.teacher, params.teacher_tap, "teacher")
+        self.student_taps = FeatureTaps(student, [self.student_path], owner="student")
+        self.teacher_taps = FeatureTaps(self.teacher, [self.teacher_path], owner="teacher")
+
+    @torch.no_grad()
+    def setup(self, batch):
+        """Check on a first batch that the two transferred features have one shape."""
+        was_training = self.student.training
+        self.student.eval()
+        x = batch["input"][:1]
+        self.student(x)
+        self.run_teacher(batch["target"][:1])
+        s, t = self.student_taps.take()[0], self.teacher_taps.take()[0]
+        self.student.train(was_training)
+        if s.shape != t.shape:
+            raise UserError(f"method ktdn: student tap '{self.student_path}' gives {tuple(s.shape[1:])} but "
+                            f"teacher tap '{self.teacher_path}' gives {tuple(t.shape[1:])}; build the teacher "
+                            f"with the student's bottleneck width (teacher.model.student_width)")
+
+    def forward(self, batch):
+        out = self.student(batch["input"])
+        f_student = self.student_taps.take()[0]
+        losses = self.task.loss(out, batch)
+        if self.params.kt_weight:
+            self.run_teacher(batch["target"])  # the teacher sees the matching CLEAR image
+            f_teacher = self.teacher_taps.take()[0]
+            losses["kt"] = self.params.kt_weight * feature_transfer_l1(f_student, f_teacher)
+        else:
+            self.teacher_taps.outputs = {}
+        return out, losses
+
+
+@METHODS.register("srktdn")
+class SRKTDN(KTDN):
+    """KTDN's objective for the SRKTDN student (the model carries the super-resolution branch):
+    total = L1 + 0.3 Laplacian + 0.5 Lab MSE (task) + kt_weight * L1(f_S(x), f_T(gt))."""

@@ -1,0 +1,4 @@
+"""Restoration networks: the KTDN / SRKTDN dehazing students and the KTDN teacher autoencoder.
+
+Registered models: "ktdn", "srktdn", "ktdn_teacher" (see ktdn.py).
+"""
