@@ -12,10 +12,12 @@ from tests.conftest import TINY_DIGITS, run_cli, write_yaml
 def one_line_error(result, *fragments):
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("kdvision: error: "), result.stderr
+    errors = [line for line in lines if line.startswith("kdvision: error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr  # progress lines may come first
+    assert "Traceback" not in result.stderr, result.stderr
     for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
+        assert f in errors[0], errors[0]
+    return errors[0]
 
 
 def config(tmp_path, name="c.yaml", **changes):

@@ -126,8 +126,9 @@ class Trainer:
         batch_size = int(d.get("batch_size", 64)) if train else int(d.get("eval_batch_size", 2 * d.get("batch_size", 64)))
         workers = int(d.get("workers", 0))
         g = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, epoch))
-        sampler = getattr(self.task, "train_sampler", None)
-        batch_sampler = sampler(dataset, batch_size, g) if (train and sampler) else None
+        # a data set may need its own batches (e.g. every weather type in each batch)
+        make_batches = getattr(dataset, "train_batch_sampler", None)
+        batch_sampler = make_batches(batch_size, g) if (train and make_batches) else None
         if batch_sampler is not None:
             return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
                               worker_init_fn=worker_init, generator=g, pin_memory=self.device.type == "cuda")

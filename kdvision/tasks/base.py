@@ -46,7 +46,7 @@ class Task:
     def dataset_info(self) -> dict[str, Any]:
         """Facts models need from the data, e.g. {"num_classes": 100}."""
         train = self.datasets()["train"]
-        return {k: getattr(train, k) for k in ("num_classes",) if hasattr(train, k)}
+        return {k: getattr(train, k) for k in ("num_classes", "domains") if hasattr(train, k)}
 
     # -- models --------------------------------------------------------------------
     def create_model(self, spec: dict, where: str) -> nn.Module:
