@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from kdvision.config import Config, load_config
 from kdvision.engine import build
 from kdvision.engine.checkpoint import RunDir, load_checkpoint, save_checkpoint, save_safetensors
+from kdvision.engine.cpu_memory import keep_freed_memory
 from kdvision.engine.logger import RunLogger, Throughput
 from kdvision.engine.optim import build_optimizer, set_learning_rate
 from kdvision.errors import NonFiniteLossError, UserError
@@ -139,6 +140,8 @@ class Trainer:
     def _build(self) -> None:
         cfg = self.cfg
         self.device = pick_device(cfg.train.device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # no page faults on every step (engine/cpu_memory.py)
         self.autocast = autocast_factory(self.device, cfg.train.precision)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)

@@ -1,0 +1,147 @@
+"""``kdvision bench overhead``: what distillation costs beyond running both networks.
+
+In one process, after warm-up, it times many rounds of three things on the same random batch
+(resnet56 -> resnet20, batch 64, 32x32, 100 classes by default):
+
+* student step: the student-only method through ``train_step`` (forward, CE, backward, SGD);
+* teacher step: the frozen teacher's forward (``Method.run_teacher``: eval mode, no grad);
+* distill step: the KD method through the same ``train_step`` the trainer runs.
+
+The three are interleaved round by round (in rotating order), so a machine whose load drifts
+slows all three alike, and each figure is the median over the rounds.
+``overhead_ratio = distill / (student + teacher)``: 1.0 means distillation costs exactly one
+student step plus one teacher forward; the goal is <= 1.05.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from kdvision.benchmarks_lib.common import machine, median_ms, report, synchronizer, time_call
+
+NAME = "overhead"
+HELP = "time a student step, a teacher forward and a KD step (the trainer's own step); overhead_ratio"
+GOAL = 1.05
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--teacher", default="resnet56", help="teacher model (default resnet56)")
+    p.add_argument("--student", default="resnet20", help="student model (default resnet20)")
+    p.add_argument("--method", default="kd", help="distillation method to time (default kd)")
+    p.add_argument("--num-classes", type=int, default=100)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--size", type=int, default=32, help="input height and width")
+    p.add_argument("--steps", type=int, default=30, help="timed rounds (each times all three steps)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed rounds first")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile-teacher", action="store_true", help="torch.compile the teacher (as train.compile_teacher)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--default-malloc", action="store_true",
+                   help="leave glibc's malloc thresholds alone (the trainer tunes them on the CPU; see engine/cpu_memory.py)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_methods(teacher: str, student: str, method: str, num_classes: int):
+    """(distilling method, student-only method): the same student architecture, separate copies."""
+    from kdvision.config import config_from_dict, params_from_dict
+    from kdvision.methods import METHODS
+    from kdvision.models import MODELS
+    from kdvision.tasks import TASKS
+
+    cfg = config_from_dict({"data": {"name": "random"}, "student": {"name": student},
+                            "teacher": {"model": {"name": teacher}}, "method": {"name": method}}, "bench")
+    task = TASKS.get("classification")(cfg)
+    s = MODELS.get(student, where="--student")(num_classes=num_classes)
+    t = MODELS.get(teacher, where="--teacher")(num_classes=num_classes)
+    cls = METHODS.get(method, where="--method")
+    distill = cls(copy.deepcopy(s), [t], task, params_from_dict(cls.Params, {}, "method", "bench"))
+    alone_cls = METHODS.get("student")
+    alone = alone_cls(s, [], task, alone_cls.Params())
+    return distill, alone
+
+
+def measure(teacher="resnet56", student="resnet20", method="kd", num_classes=100, batch=64, size=32, steps=30,
+            warmup=5, precision="fp32", channels_last=False, compile_teacher=False, device="cpu",
+            default_malloc=False) -> dict:
+    from kdvision.config import OptimizerConfig
+    from kdvision.engine.optim import build_optimizer
+    from kdvision.engine.trainer import autocast_factory, pick_device, to_device, train_step
+
+    dev = pick_device(device)
+    kept = False
+    if dev.type == "cpu" and not default_malloc:
+        from kdvision.engine.cpu_memory import keep_freed_memory
+
+        kept = keep_freed_memory()  # as the trainer does
+    torch.manual_seed(0)
+    distill, alone = build_methods(teacher, student, method, num_classes)
+    data = {"input": torch.randn(batch, 3, size, size), "target": torch.randint(0, num_classes, (batch,))}
+    data = to_device(data, dev, channels_last)
+    autocast = autocast_factory(dev, precision)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and dev.type == "cuda" else None
+    steppers = {}
+    for name, m in (("distill", distill), ("student", alone)):
+        m.to(dev)
+        if channels_last:
+            m.to(memory_format=torch.channels_last)
+        if compile_teacher:
+            for i, t in enumerate(m.teachers):
+                m.teachers[i] = torch.compile(t)
+        with autocast():
+            m.setup(data)
+        m.train()
+        opt = build_optimizer(OptimizerConfig(), m.param_groups())
+        extra = m.extra_optimizers()
+        steppers[name] = (lambda m=m, opt=opt, extra=extra: train_step(m, data, opt, extra, autocast, scaler))
+
+    def teacher_step():
+        with autocast():
+            distill.run_teacher(data["input"])
+
+    steppers["teacher"] = teacher_step
+    order = ["student", "teacher", "distill"]
+    sync = synchronizer(dev)
+    times: dict[str, list[float]] = {k: [] for k in order}
+    for r in range(warmup + steps):
+        rotated = order[r % 3:] + order[:r % 3]
+        for name in rotated:
+            seconds = time_call(steppers[name], sync)
+            if r >= warmup:
+                times[name].append(seconds)
+    student_ms, teacher_ms, distill_ms = (median_ms(times[k]) for k in order)
+    return {
+        "distill_step_ms": distill_ms,
+        "student_step_ms": student_ms,
+        "teacher_step_ms": teacher_ms,
+        "overhead_ratio": round(distill_ms / (student_ms + teacher_ms), 4),
+        "goal": GOAL,
+        "setting": {"teacher": teacher, "student": student, "method": method, "batch": batch, "size": size,
+                    "num_classes": num_classes, "precision": precision, "channels_last": channels_last,
+                    "compile_teacher": compile_teacher, "device": str(dev), "steps": steps, "warmup": warmup,
+                    "malloc_tuned": kept},
+        "machine": machine(),
+    }
+
+
+def run(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    r = measure(args.teacher, args.student, args.method, args.num_classes, args.batch, args.size, args.steps,
+                args.warmup, args.precision, args.channels_last, args.compile_teacher, args.device,
+                args.default_malloc)
+    s = r["setting"]
+    verdict = "within" if r["overhead_ratio"] <= GOAL else "ABOVE"
+    lines = [
+        f"{s['teacher']} -> {s['student']} ({s['method']}), batch {s['batch']}, {s['size']}x{s['size']}, "
+        f"{s['precision']}{', channels_last' if s['channels_last'] else ''}, {s['device']}, "
+        f"median of {s['steps']} rounds",
+        f"student step  {r['student_step_ms']:9.1f} ms",
+        f"teacher step  {r['teacher_step_ms']:9.1f} ms",
+        f"distill step  {r['distill_step_ms']:9.1f} ms",
+        f"overhead_ratio = distill / (student + teacher) = {r['overhead_ratio']:.3f} ({verdict} the goal {GOAL})",
+    ]
+    report(r, args.json, lines)
+    return 0
