@@ -91,6 +91,19 @@ class TeacherConfig:
 
 
 @dataclass
+class TeacherCacheConfig:
+    """The augmentation-aware teacher-output cache (kdvision/engine/teacher_cache.py)."""
+
+    views: int = 8  # augmented views recorded per training sample
+    topk: Optional[int] = None  # keep only the k largest logits per view (null: all)
+    dtype: str = "fp16"  # fp16 | bf16 | fp32: how the logits are stored
+    path: Optional[str] = None  # default: <run>/teacher_cache.safetensors
+    rebuild: bool = False  # rebuild a stale cache instead of refusing it
+    seed: int = 0  # seeds the recorded augmentations
+    batch_size: int = 256  # teacher batch while building
+
+
+@dataclass
 class Config:
     data: dict
     student: dict
@@ -101,6 +114,7 @@ class Config:
     method: dict = field(default_factory=lambda: {"name": "student"})
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: dict = field(default_factory=dict)
+    teacher_cache: Optional[TeacherCacheConfig] = None  # replay recorded teacher outputs (logit methods)
     source: str = ""  # the file the config came from (set by load_config, not by users)
 
     def all_teachers(self) -> list[TeacherConfig]:
