@@ -174,3 +174,32 @@ def test_mismatched_bottlenecks_are_named():
     assert "mid" in str(e.value) and "student_width" in str(e.value)
     with pytest.raises(UserError):
         KTDN(ktdn(), [ktdn_teacher()], make_task(), KTDNParams(teacher_tap="nowhere"))
+
+
+@pytest.mark.parametrize("path", ["configs/embedded_haze/teacher_ae.yaml", "configs/embedded_haze/student.yaml",
+                                  "configs/embedded_haze/ktdn.yaml", "configs/embedded_haze/srktdn.yaml",
+                                  "configs/nh_haze/teacher_ae.yaml", "configs/nh_haze/srktdn.yaml"])
+def test_recipes_validate(path):
+    from pathlib import Path
+
+    from kdvision.config import load_config, params_from_dict
+    from kdvision.models import MODELS
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / path)
+    task = RestorationTask(cfg)  # validates the eval section
+    cls = METHODS.get(cfg.method["name"])
+    params_from_dict(cls.Params, cfg.method, "method", cfg.source)
+    assert (cls.teachers_required == "one") == (cfg.teacher is not None)
+    for spec in [cfg.student] + ([cfg.teacher.model] if cfg.teacher else []):
+        assert spec["name"] in MODELS
+    if cfg.teacher:
+        assert (root / path).parent.joinpath(cfg.teacher.recipe).is_file()
+    assert task.metric == "psnr"
+
+
+def test_models_build_without_reading_the_data():
+    cfg = config_from_dict({"task": "restoration", "data": {"name": "nh_haze", "root": "/nonexistent/NH-HAZE"},
+                            "student": {"name": "srktdn"}, "method": {"name": "student"}})
+    model = RestorationTask(cfg).create_model(cfg.student, "student")  # no UserError about the folder
+    assert model.sr_branch is not None

@@ -58,6 +58,14 @@ class RestorationTask(Task):
             raise UserError(f"{cfg.source}: eval.colour must be one of {', '.join(COLOURS)}, "
                             f"got '{self.options.colour}'")
 
+    def dataset_info(self) -> dict[str, Any]:
+        """Restoration models need no facts from the data, so building a model never reads a
+        data set (``kdvision infer`` works without the training data); once the data sets are
+        built, their attributes (e.g. "domains") are reported as usual."""
+        if self._datasets is None:
+            return {}
+        return super().dataset_info()
+
     # -- training ------------------------------------------------------------------
     def loss(self, output: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """{"l1", "laplacian", "lab"}, each already weighted (zero-weight terms are left out)."""
