@@ -34,6 +34,18 @@ def planned_outputs(inputs: list[Path], out_dir: Path) -> list[Path]:
     return outputs
 
 
+def check_folders(input_dir: Path, out_dir: Path) -> list[Path]:
+    """The input images and their planned outputs; refuses anything that could overwrite."""
+    inputs = list_images(input_dir, "--input folder")
+    if not inputs:
+        raise UserError(f"{input_dir}: no images to restore")
+    if out_dir.exists() and out_dir.resolve() == input_dir.resolve():
+        raise UserError(f"--out {out_dir} is the input folder; choose another folder so no input is overwritten")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} exists and is not a folder")
+    return planned_outputs(inputs, out_dir)
+
+
 @torch.no_grad()
 def restore_folder(model: nn.Module, input_dir: str | Path, out_dir: str | Path, multiple: int | None = None,
                    tile: int = 1024, overlap: int = 32, device: str | torch.device = "cpu",
@@ -44,14 +56,8 @@ def restore_folder(model: nn.Module, input_dir: str | Path, out_dir: str | Path,
     largest side restored in one piece (0: never tile). Returns the written files.
     """
     input_dir, out_dir = Path(input_dir), Path(out_dir)
+    outputs = check_folders(input_dir, out_dir)
     inputs = list_images(input_dir, "--input folder")
-    if not inputs:
-        raise UserError(f"{input_dir}: no images to restore")
-    if out_dir.exists() and out_dir.resolve() == input_dir.resolve():
-        raise UserError(f"--out {out_dir} is the input folder; choose another folder so no input is overwritten")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} exists and is not a folder")
-    outputs = planned_outputs(inputs, out_dir)
     device = torch.device(device)
     model = model.to(device).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -65,3 +71,27 @@ def restore_folder(model: nn.Module, input_dir: str | Path, out_dir: str | Path,
             Image.fromarray(to_uint8(y)).save(f, format="PNG")
         written.append(dst)
     return written
+
+
+def restore_folder_from_config(cfg, checkpoint: str, input_dir: str | Path, out_dir: str | Path,
+                               tile: int = 1024, overlap: int = 32, self_ensemble: bool | None = None,
+                               device: str | None = None, progress: bool = True) -> list[Path]:
+    """``kdvision infer CONFIG --checkpoint PATH --input DIR --out DIR``: build the config's
+    student, load ``checkpoint`` (a run directory, kdvision checkpoint, state dict or
+    safetensors file) and restore the folder. ``self_ensemble`` and the padding multiple default
+    to the config's ``eval`` section; ``device`` to ``train.device``. No data set is read."""
+    from kdvision.engine.build import build_task
+    from kdvision.engine.trainer import pick_device
+    from kdvision.engine.weights import load_weights_into
+
+    if cfg.task != "restoration":
+        raise UserError(f"{cfg.source}: kdvision infer restores images; the config's task is '{cfg.task}', "
+                        f"not 'restoration'")
+    check_folders(Path(input_dir), Path(out_dir))  # fail before loading anything
+    task = build_task(cfg)
+    model = task.create_model(cfg.student, "student")
+    load_weights_into(model, checkpoint, f"--checkpoint ({cfg.student['name']})")
+    options = task.options
+    ensemble = options.self_ensemble if self_ensemble is None else self_ensemble
+    return restore_folder(model, input_dir, out_dir, options.multiple or None, tile, overlap,
+                          pick_device(device or cfg.train.device), ensemble, progress)

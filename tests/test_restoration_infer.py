@@ -10,7 +10,7 @@ from torch import nn
 from kdvision.errors import UserError
 from kdvision.infer import restore_folder
 from kdvision.models.restoration.inference import pad_to_multiple, restore, restore_tiled
-from kdvision.models.restoration.ktdn import srktdn
+from kdvision.models.restoration.ktdn import ktdn, srktdn
 
 
 class Pointwise(nn.Module):
@@ -104,3 +104,25 @@ def test_bad_inputs_are_named(tmp_path):
     assert "readme.txt" in str(e.value)
     with pytest.raises(UserError):
         restore_folder(Pointwise(), tmp_path / "missing", tmp_path / "out", progress=False)
+
+
+def test_restore_folder_from_config_loads_the_student(tmp_path):
+    from safetensors.torch import save_file
+
+    from kdvision.config import config_from_dict
+    from kdvision.infer import restore_folder_from_config
+
+    cfg = config_from_dict({"task": "restoration", "data": {"name": "nh_haze", "root": str(tmp_path / "absent")},
+                            "student": {"name": "ktdn"}, "method": {"name": "student"}})
+    torch.manual_seed(1)
+    model = ktdn().eval()
+    save_file(model.state_dict(), str(tmp_path / "student.safetensors"))
+    write_images(tmp_path / "in", [(33, 47)])
+    restore_folder_from_config(cfg, str(tmp_path / "student.safetensors"), tmp_path / "in", tmp_path / "out",
+                               device="cpu", progress=False)
+    out = np.asarray(Image.open(tmp_path / "out" / "img0.png"))
+    x = torch.from_numpy(np.array(Image.open(tmp_path / "in" / "img0.png"))).permute(2, 0, 1)[None] / 255.0
+    expected = (restore(model, x)[0].permute(1, 2, 0).numpy() * 255).round()
+    assert out.shape == (33, 47, 3) and np.abs(out - expected).max() <= 1
+    with pytest.raises(UserError):  # the output now exists: refused before the model is built
+        restore_folder_from_config(cfg, str(tmp_path / "missing.pt"), tmp_path / "in", tmp_path / "out")
