@@ -151,6 +151,10 @@ class Trainer:
         cls = build.method_class(cfg)
         build.check_teacher_count(cfg, cls)
         build.validate_stages(cfg, cls)
+        if cfg.teacher_cache is not None:
+            from kdvision.cache import attach
+
+            attach.check_method(cfg, cls)  # before any teacher trains
         teachers = build.build_teachers(cfg, self.task, self.run.root, self._train_recipe)
         seed_everything(cfg.seed)
         self.method = build.build_method(cfg, self.task, teachers).to(self.device)
@@ -159,6 +163,9 @@ class Trainer:
         if cfg.train.compile_teacher:
             for i, t in enumerate(self.method.teachers):
                 self.method.teachers[i] = torch.compile(t)
+        if cfg.teacher_cache is not None:  # the training set replays recorded views with their teacher logits
+            self.datasets = attach.attach_teacher_cache(cfg, self.method, self.datasets, self.run.root,
+                                                        self.device, self.log.line)
         self.base_params = self.method.params
         first = to_device(next(iter(self._loader(self.datasets["train"], True, 0))), self.device,
                           cfg.train.channels_last)

@@ -1,0 +1,118 @@
+"""Recording and replaying augmented views through a dataset's own ``__getitem__``.
+
+A dataset is replayable when its ``augment`` attribute is None or has the two halves
+``params(height, width) -> tuple`` (draw) and ``apply(image, *params)`` (apply), as
+``RandomCropFlip`` does. The cache swaps that attribute on a shallow copy of the dataset for a
+recorder (draws, applies, remembers) or a replayer (applies given parameters), so an item is
+built by exactly the code that builds it in live training.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch.utils.data import Dataset
+
+
+def replayable(dataset) -> bool:
+    if not hasattr(dataset, "augment"):
+        return False
+    augment = dataset.augment
+    return augment is None or (callable(getattr(augment, "params", None)) and callable(getattr(augment, "apply", None)))
+
+
+def params_tensor(params: tuple, types: list[str]) -> torch.Tensor:
+    if any(t == "float" for t in types):
+        return torch.tensor([float(p) for p in params], dtype=torch.float64)
+    return torch.tensor([int(p) for p in params], dtype=torch.int64)
+
+
+def params_from_tensor(row: torch.Tensor, types: list[str]) -> tuple:
+    cast = {"bool": bool, "int": int, "float": float}
+    return tuple(cast[t](v) for t, v in zip(types, row.tolist()))
+
+
+def param_types(params: tuple) -> list[str]:
+    out = []
+    for p in params:
+        if isinstance(p, bool):
+            out.append("bool")
+        elif isinstance(p, int):
+            out.append("int")
+        elif isinstance(p, float):
+            out.append("float")
+        else:
+            raise TypeError(f"augmentation parameter {p!r} is not a bool, int or float")
+    return out
+
+
+class RecordingAugment:
+    """Draws parameters with the wrapped augmentation, applies them and keeps them."""
+
+    def __init__(self, augment):
+        self.augment = augment
+        self.last: tuple = ()
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        self.last = tuple(self.augment.params(image.shape[-2], image.shape[-1]))
+        return self.augment.apply(image, *self.last)
+
+
+class ReplayAugment:
+    """Applies the parameters it is given instead of drawing new ones."""
+
+    def __init__(self, augment):
+        self.augment = augment
+        self.params: tuple = ()
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return self.augment.apply(image, *self.params)
+
+
+class RecordingViews(Dataset):
+    """Items of ``dataset`` with freshly drawn augmentations; item["view_params"] says which."""
+
+    def __init__(self, dataset):
+        self.base = copy.copy(dataset)
+        self.recorder = RecordingAugment(dataset.augment) if dataset.augment is not None else None
+        self.base.augment = self.recorder
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        item = dict(self.base[i])
+        params = self.recorder.last if self.recorder is not None else ()
+        item["view_params"] = torch.tensor([float(p) for p in params], dtype=torch.float64)
+        return item
+
+
+class CachedViews(Dataset):
+    """The training set as the cache replays it: each item is one recorded view of the sample
+    (drawn at random from the global RNG, which the trainer seeds per epoch and per worker)
+    with that view's stored teacher logits in item["teacher_logits"]."""
+
+    def __init__(self, dataset, cache):
+        self.base = copy.copy(dataset)
+        self.replayer = ReplayAugment(dataset.augment) if dataset.augment is not None else None
+        self.base.augment = self.replayer
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getattr__(self, name):  # num_classes, classes, ... of the wrapped dataset
+        if name in ("base", "cache", "replayer"):
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def view(self, i: int, v: int) -> dict:
+        if self.replayer is not None:
+            self.replayer.params = self.cache.params_of(i, v)
+        item = dict(self.base[i])
+        item["teacher_logits"] = self.cache.logits_of(i, v)
+        return item
+
+    def __getitem__(self, i: int) -> dict:
+        v = int(torch.randint(self.cache.views, ()).item()) if self.cache.views > 1 else 0
+        return self.view(i, v)
