@@ -1,0 +1,109 @@
+"""A segmentation data set read from (image file, label-map file) pairs on disk.
+
+Raw label values are mapped through a lookup table (e.g. Cityscapes labelIds -> trainIds);
+any raw value the table does not know is an error that names the file. Items are
+``{"input": float CHW (ImageNet-normalised), "target": LongTensor HxW}``; 255 is ignored.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from kdvision.data.segmentation.transforms import IMAGENET_MEAN, IMAGENET_STD
+from kdvision.errors import UserError
+
+IGNORE = 255
+
+
+def label_table(mapping: dict[int, int], size: int = 256) -> np.ndarray:
+    """Raw value -> label; -1 marks raw values that must not occur."""
+    table = np.full(size, -1, dtype=np.int64)
+    for raw, label in mapping.items():
+        table[raw] = label
+    return table
+
+
+def read_image(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read image {path}: {e}") from None
+
+
+def read_label_map(path: Path) -> np.ndarray:
+    """A single-channel label map: palette ("P", indices are the labels) or greyscale PNG."""
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("P", "L", "I", "I;16"):
+                raise UserError(f"label map {path} is a {im.mode} image; expected one label id per pixel "
+                                f"(a palette or greyscale PNG)")
+            return np.asarray(im).astype(np.int64)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot read label map {path}: {e}") from None
+
+
+class SegmentationFolder(Dataset):
+    """Pairs of image and label-map files with a raw-value -> label table.
+
+    ``num_classes`` is the number of real classes (labels 0..num_classes-1; 255 = ignore).
+    ``transform(image, mask)`` is a joint transform (``transforms.train_transform``) or None.
+    """
+
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+
+    def __init__(self, pairs: Sequence[tuple[Path, Path]], table: np.ndarray, num_classes: int,
+                 transform: Callable | None = None, raw_labels: str = ""):
+        self.pairs = list(pairs)
+        self.table = table
+        self.num_classes = num_classes
+        self.transform = transform
+        self.raw_labels = raw_labels  # what raw values are valid, for error messages
+        self._mean = torch.tensor(self.mean)[:, None, None]
+        self._std = torch.tensor(self.std)[:, None, None]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(HxWx3 uint8 image, HxW int64 labels after mapping) with every check applied."""
+        image_path, mask_path = self.pairs[index]
+        image = read_image(image_path)
+        raw = read_label_map(mask_path)
+        if image.shape[:2] != raw.shape:
+            raise UserError(f"size mismatch: image {image_path} is {image.shape[1]}x{image.shape[0]} but its "
+                            f"label map {mask_path} is {raw.shape[1]}x{raw.shape[0]}")
+        bad = raw[(raw < 0) | (raw >= len(self.table))]
+        if bad.size == 0:
+            labels = self.table[raw]
+            bad = raw[labels < 0]
+        if bad.size:
+            values = ", ".join(str(v) for v in np.unique(bad)[:5])
+            raise UserError(f"label map {mask_path} has label values {values} outside the class range "
+                            f"({self.raw_labels or f'0..{self.num_classes - 1}'} or 255)")
+        return image, labels
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image, labels = self.load(index)
+        x = torch.from_numpy(image.copy()).permute(2, 0, 1).float().div_(255)
+        x = (x - self._mean) / self._std
+        y = torch.from_numpy(labels)
+        if self.transform is not None:
+            x, y = self.transform(x, y)
+        return {"input": x.contiguous(), "target": y.contiguous()}
+
+
+def require_dir(path: Path, dataset: str, layout: str) -> None:
+    if not path.is_dir():
+        raise UserError(f"{dataset}: folder {path} not found; expected the layout {layout}")
+
+
+def pair_or_error(image: Path, mask: Path) -> tuple[Path, Path]:
+    if not mask.is_file():
+        raise UserError(f"image {image} has no label map: expected {mask}")
+    return image, mask

@@ -1,0 +1,66 @@
+"""Pixel-wise logit distillation for semantic segmentation (the baseline of structured KD,
+Liu et al. CVPR 2019, and of APD, Tian et al. TPAMI 2023)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from kdvision.errors import UserError
+from kdvision.losses.pixel_kd import REDUCTIONS, pixel_kd_loss
+from kdvision.methods.base import Method
+from kdvision.models.segmentation.network import head_lr_groups
+from kdvision.registry import METHODS
+from kdvision.tasks.base import main_output
+
+
+def to_label_size(logits: torch.Tensor, size) -> torch.Tensor:
+    """Bilinear upsampling of logits to the label size (no-op when they already match)."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def check_choice(key: str, value: str, choices) -> None:
+    if value not in choices:
+        raise UserError(f"method.{key} must be one of {', '.join(choices)}; got '{value}'")
+
+
+@dataclass
+class PixelKDParams:
+    weight: float = 1.0
+    temperature: float = 1.0
+    reduction: str = "pixel"  # "pixel": KL per pixel averaged over pixels; "element": / C (APD code)
+
+    def __post_init__(self):
+        check_choice("reduction", self.reduction, REDUCTIONS)
+
+
+@METHODS.register("pixel_kd")
+class PixelKD(Method):
+    """total = CE + 0.4 CE_aux (the task's terms) + weight * T^2 * mean_pixels KL(p_t || p_s).
+
+    Both logit maps are upsampled bilinearly to the label size before the KL; the teacher is
+    frozen. The teacher's logits may come from the teacher-output cache
+    (``batch["teacher_logits"]``).
+    """
+
+    Params = PixelKDParams
+    teachers_required = "one"
+    uses_teacher_logits_only = True
+
+    def forward(self, batch):
+        p = self.params
+        out = self.student(batch["input"])
+        teacher_logits = batch.get("teacher_logits")
+        if teacher_logits is None:
+            teacher_logits = main_output(self.run_teacher(batch["input"]))
+        size = batch["target"].shape[-2:]
+        losses = dict(self.task.loss(out, batch))
+        losses["pixel_kd"] = p.weight * pixel_kd_loss(to_label_size(main_output(out), size),
+                                                      to_label_size(teacher_logits, size), p.temperature, p.reduction)
+        return out, losses
+
+    def param_groups(self):
+        return head_lr_groups(super().param_groups()[0]["params"], self.student)

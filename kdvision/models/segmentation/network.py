@@ -1,0 +1,57 @@
+"""The segmentation network: dilated backbone -> decoder -> 1x1 classifier, optional aux head."""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+
+class SegmentationNet(nn.Module):
+    """Backbone (stride 8) + decoder (PPM or ASPP) + classifier, logits at input resolution.
+
+    ``forward(x)`` returns logits [B, C, H, W] (bilinear upsampling from stride 8). In training
+    mode with an auxiliary head it returns ``{"out": logits, "aux": aux_logits}``, the aux
+    head reading layer3.
+
+    Tap paths (for ``kdvision.taps.FeatureTaps``):
+      * ``model.stages`` = ["backbone.layer1", ..., "backbone.layer4"], stride 4, 8, 8, 8
+        (``model.stage_channels`` their widths);
+      * ``model.feature_tap`` = "decoder": the feature the classifier reads (PPM merge / ASPP
+        bottleneck output after Dropout2d, ``model.feature_channels`` = 512 at full width).
+    """
+
+    feature_tap = "decoder"
+
+    def __init__(self, backbone: nn.Module, decoder: nn.Module, feature_channels: int, num_classes: int,
+                 aux_head: nn.Module | None = None, head_lr_mult: float = 1.0):
+        super().__init__()
+        self.backbone = backbone
+        self.decoder = decoder
+        self.classifier = nn.Conv2d(feature_channels, num_classes, 1)
+        self.aux = aux_head
+        self.num_classes = num_classes
+        self.feature_channels = feature_channels
+        self.stage_channels = list(backbone.out_channels)
+        self.stages = [f"backbone.{n}" for n in backbone.stage_names]
+        self.head_lr_mult = head_lr_mult
+
+    def forward(self, x):
+        size = x.shape[-2:]
+        feats = self.backbone(x)
+        logits = F.interpolate(self.classifier(self.decoder(feats[-1])), size, mode="bilinear", align_corners=False)
+        if self.aux is not None and self.training:
+            aux = F.interpolate(self.aux(feats[2]), size, mode="bilinear", align_corners=False)
+            return {"out": logits, "aux": aux}
+        return logits
+
+
+def head_lr_groups(params: list, student: nn.Module) -> list[dict]:
+    """Split trainable ``params`` into the student backbone (lr_mult 1) and everything else
+    (decoder, classifier, aux head, connectors) at the student's ``head_lr_mult``, as the
+    PSPNet/APD recipes do; one plain group when the student has no ``backbone``."""
+    backbone = getattr(student, "backbone", None)
+    mult = float(getattr(student, "head_lr_mult", 1.0))
+    if backbone is None or mult == 1.0:
+        return [{"params": params}]
+    ids = {id(p) for p in backbone.parameters()}
+    return [{"params": [p for p in params if id(p) in ids], "lr_mult": 1.0},
+            {"params": [p for p in params if id(p) not in ids], "lr_mult": mult}]
