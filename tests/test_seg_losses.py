@@ -62,7 +62,7 @@ def test_class_prototypes_with_absent_classes_and_ignored_pixels():
     features = torch.randn(2, 6, 4, 5, generator=g)
     labels = torch.randint(0, 3, (2, 8, 10), generator=g)  # classes 3 and 4 absent
     labels[0, :4] = 255  # ignored pixels
-    labels[1, 0, 0] = 4  # not sampled by the nearest downsampling? it is: (0, 0) maps to (0, 0)
+    labels[1, 0, 0] = 4  # one pixel of class 4, kept by the nearest downsampling ((0, 0) -> (0, 0))
     protos, present = class_prototypes(features, labels, 5)
     ref, ref_present = prototypes_by_loop(features, labels, 5)
     assert present.tolist() == ref_present.tolist() == [True, True, True, False, True]

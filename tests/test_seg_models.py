@@ -68,3 +68,12 @@ def test_pretrained_mobilenetv2_torchvision_layout(tmp_path):
     m = create("deeplabv3_mbv2", num_classes=3, width=0.25, pretrained=str(tmp_path / "mbv2.pth"))
     for k, v in src.backbone.state_dict().items():
         assert torch.equal(m.backbone.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (5, 7), (13, 2)])
+def test_pyramid_pooling_matches_adaptive_avg_pool(size):
+    from kdvision.models.segmentation.heads import adaptive_avg_pool
+
+    x = torch.randn(2, 3, *size)
+    for bins in (1, 2, 3, 6):
+        assert torch.allclose(adaptive_avg_pool(x, bins), torch.nn.functional.adaptive_avg_pool2d(x, bins), atol=1e-6)

@@ -1,14 +1,16 @@
 """Digit scenes: an embedded segmentation set composed from scikit-learn's real handwritten digits.
 
-Each canvas (``size`` x ``size`` RGB, default 64) shows 2-4 real digits (the 8x8 images of
-``sklearn.datasets.load_digits``, UCI optdigits) upsampled bilinearly to 14-26 px, in random
+Each canvas (``size`` x ``size`` RGB, default 64) shows 2-3 real digits (the 8x8 images of
+``sklearn.datasets.load_digits``, UCI optdigits) upsampled bilinearly to 20-32 px, in random
 colours at random places (later digits may overlap earlier ones), on a smooth random
 background with mild noise. Per-pixel labels: 0 = background, 1..10 = digits 0..9
 (11 classes); a pixel belongs to a digit where its upsampled stroke intensity is >= 0.35.
 
 Splits use disjoint source digits: the 1,797 digits are permuted with seed 0 and split into
 360 test / 360 val / 1,077 train source images. Default sizes: 2,000 train, 300 val and
-300 test canvases (``train_size``, ``val_size``, ``test_size``). Canvas ``i`` of a split is a
+300 test canvases (``train_size``, ``val_size``, ``test_size``); about 85% of the pixels are
+background. A PSPNet-R18 at base width 8 reaches ~31 val mIoU after 12 epochs (about 1.5
+minutes on one CPU thread). Canvas ``i`` of a split is a
 pure function of (``data_seed``, split, i), independent of the run seed; the train split adds
 random scale (0.75-1.25) and crop augmentation (no flips: digits are not mirror-symmetric).
 """
@@ -99,7 +101,7 @@ def build_digit_scenes(seed: int = 0, size: int = 64, train_size: int = 2000, va
                        test_size: int = 300, data_seed: int = 0, augment: bool = True) -> dict:
     """Embedded digit scenes (11 classes: background + digits 0-9), 64 px, 2000/300/300 canvases."""
     if size < 32:
-        raise UserError(f"data.size must be at least 32 (digits are drawn at 14-26 px), got {size}")
+        raise UserError(f"data.size must be at least 32 (digits are drawn at 20-32 px), got {size}")
     for key, n in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
         if n < 1:
             raise UserError(f"data.{key} must be at least 1, got {n}")

@@ -18,6 +18,25 @@ def conv_bn_relu(cin: int, cout: int, kernel: int = 1, dilation: int = 1) -> nn.
                          nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+def adaptive_pool_matrix(size: int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """[bins, size] averaging matrix of adaptive average pooling (bin i spans
+    floor(i*size/bins) .. ceil((i+1)*size/bins)), so pooling is a product of two matrices; unlike
+    ``adaptive_avg_pool2d`` it exports to ONNX when ``bins`` does not divide the map size."""
+    i = torch.arange(bins, device=like.device)
+    start = (i * size) // bins
+    end = ((i + 1) * size + bins - 1) // bins
+    j = torch.arange(size, device=like.device)
+    inside = (j[None] >= start[:, None]) & (j[None] < end[:, None])
+    return inside.to(like.dtype) / (end - start)[:, None].to(like.dtype)
+
+
+def adaptive_avg_pool(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """The same values as ``F.adaptive_avg_pool2d(x, bins)``, as two matrix products."""
+    ph = adaptive_pool_matrix(x.shape[-2], bins, x)
+    pw = adaptive_pool_matrix(x.shape[-1], bins, x)
+    return torch.einsum("ih,bchw,jw->bcij", ph, x, pw)
+
+
 class PyramidPooling(nn.Module):
     """PSPNet's pyramid pooling module (Zhao et al., CVPR 2017, Sec. 3.2).
 
@@ -30,14 +49,14 @@ class PyramidPooling(nn.Module):
         super().__init__()
         reduced = in_channels // len(bins)
         self.bins = tuple(bins)
-        self.pools = nn.ModuleList(nn.Sequential(nn.AdaptiveAvgPool2d(b), *conv_bn_relu(in_channels, reduced))
-                                   for b in self.bins)
+        self.pools = nn.ModuleList(conv_bn_relu(in_channels, reduced) for _ in self.bins)
         self.bottleneck = conv_bn_relu(in_channels + reduced * len(self.bins), channels, 3)
         self.dropout = nn.Dropout2d(dropout)
 
     def forward(self, x):
         size = x.shape[-2:]
-        branches = [x] + [F.interpolate(p(x), size, mode="bilinear", align_corners=False) for p in self.pools]
+        branches = [x] + [F.interpolate(p(adaptive_avg_pool(x, b)), size, mode="bilinear", align_corners=False)
+                          for b, p in zip(self.bins, self.pools)]
         return self.dropout(self.bottleneck(torch.cat(branches, dim=1)))
 
 
