@@ -55,6 +55,15 @@ class StageConfig:
 
 
 @dataclass
+class DistributedConfig:
+    """DDP settings, used when the run is launched with torchrun (kdvision/engine/distributed.py)."""
+
+    backend: str = "auto"  # auto (nccl on CUDA, gloo on CPU) | gloo | nccl
+    timeout_s: float = 1800.0  # a rank silent this long (dead or hung) ends the job
+    find_unused_parameters: bool = False  # for methods whose steps leave some parameters unused
+
+
+@dataclass
 class TrainConfig:
     epochs: int = 1
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
@@ -71,6 +80,7 @@ class TrainConfig:
     deterministic: bool = False
     tensorboard: bool = True
     pictures_every: int = 0  # epochs between task pictures (0: only at the end)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
 @dataclass

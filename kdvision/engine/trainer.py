@@ -22,7 +22,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from kdvision.config import Config, load_config
-from kdvision.engine import build
+from kdvision.engine import build, distributed
 from kdvision.engine.checkpoint import RunDir, load_checkpoint, save_checkpoint, save_safetensors
 from kdvision.engine.cpu_memory import keep_freed_memory
 from kdvision.engine.logger import RunLogger, Throughput
@@ -111,8 +111,9 @@ class Trainer:
         self.run = RunDir(out)
         self.resume = resume
         self.quiet = quiet
-        self.rank, self.world_size = 0, 1
-        self.is_main = True
+        self.dist = distributed.init_from_env(cfg.train.distributed, cfg.train.device)  # DDP under torchrun
+        self.rank, self.world_size = self.dist.rank, self.dist.world_size
+        self.is_main = self.dist.is_main
 
     # ------------------------------------------------------------------ building
     def _train_recipe(self, recipe: Path, overrides: list[str], target: Path) -> None:
@@ -129,6 +130,9 @@ class Trainer:
         g = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, epoch))
         # a data set may need its own batches (e.g. every weather type in each batch)
         make_batches = getattr(dataset, "train_batch_sampler", None)
+        if train and self.world_size > 1:  # this rank's shard
+            return distributed.train_loader(dataset, batch_size, workers, epoch_seed(self.cfg.seed, epoch), self.dist,
+                                            make_batches, self.device.type == "cuda", worker_init)
         batch_sampler = make_batches(batch_size, g) if (train and make_batches) else None
         if batch_sampler is not None:
             return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
@@ -139,7 +143,7 @@ class Trainer:
 
     def _build(self) -> None:
         cfg = self.cfg
-        self.device = pick_device(cfg.train.device)
+        self.device = distributed.local_device(pick_device(cfg.train.device), self.dist)
         if self.device.type == "cpu":
             keep_freed_memory()  # no page faults on every step (engine/cpu_memory.py)
         self.autocast = autocast_factory(self.device, cfg.train.precision)
@@ -176,7 +180,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if (cfg.train.precision == "fp16" and self.device.type == "cuda") else None
         self.eval_loader = self._loader(self.datasets["val"], False)
         self.picture_batch = None
-        self.step_module = self.method  # what train_step calls (the DDP wrapper under torchrun)
+        # what train_step calls: the method, or the method inside DDP under torchrun
+        self.step_module = distributed.wrap(self.method, self.dist, self.device,
+                                            cfg.train.distributed.find_unused_parameters)
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self, epoch: int, best: float | None, best_epoch: int | None) -> dict:
@@ -269,7 +275,7 @@ class Trainer:
             stage = None
             for epoch in range(start_epoch, cfg.train.epochs):
                 stage = self._apply_stage(epoch, stage)
-                seed_everything(epoch_seed(cfg.seed, epoch))
+                seed_everything(epoch_seed(cfg.seed, epoch) + self.rank)
                 row = self._train_epoch(epoch)
                 last = epoch + 1 == cfg.train.epochs
                 if (epoch + 1) % max(cfg.train.eval_every, 1) == 0 or last:
@@ -291,6 +297,10 @@ class Trainer:
                     if cfg.train.pictures_every and (epoch + 1) % cfg.train.pictures_every == 0:
                         self._pictures(epoch + 1)
             summary = self._finish(best, best_epoch, time.perf_counter() - started)
+            distributed.barrier(self.dist)  # ranks leave together (rank 0 may still be writing)
+        except Exception as e:
+            distributed.raise_if_lost_rank(e, self.dist)  # a dead or hung rank: one clear line
+            raise
         finally:
             self.log.close()
         return summary
@@ -324,7 +334,8 @@ class Trainer:
                 bar.set_postfix_str(f"loss {self._mean(sums, 'loss'):.4f} {speed.rate:.0f} img/s")
             bar.update(1)
         bar.close()
-        row = {"epoch": epoch + 1, "lr": lr, "train/images_per_s": round(speed.rate, 1),
+        rate = distributed.reduce_epoch(sums, speed.rate, self.dist)  # sums over ranks under DDP
+        row = {"epoch": epoch + 1, "lr": lr, "train/images_per_s": round(rate, 1),
                "time_s": round(speed.seconds, 2)}
         _, stage = self.stage_at(epoch)
         if stage is not None:
@@ -375,10 +386,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, split: str = "val") -> dict[str, float]:
-        loader = self.eval_loader if split == "val" else self._loader(self.datasets[split], False)
-        metrics = self.task.evaluate(self.method.student, loader, self.device, self.autocast)
-        self.method.student.train()
-        return metrics
+        """The student's metrics on a split; under DDP rank 0 evaluates and every rank gets its result."""
+        metrics = None
+        if self.is_main:
+            loader = self.eval_loader if split == "val" else self._loader(self.datasets[split], False)
+            metrics = self.task.evaluate(self.method.student, loader, self.device, self.autocast)
+            self.method.student.train()
+        return distributed.broadcast_object(metrics, self.dist)
 
     def _pictures(self, epoch: int) -> None:
         if self.picture_batch is None:
@@ -398,10 +412,13 @@ class Trainer:
     def _finish(self, best: float | None, best_epoch: int | None, wall: float) -> dict:
         """Test the last and the best weights, export the best student, write summary.json."""
         metric = self.task.metric
+        replicas = distributed.replica_digests(self.method, self.dist) if self.world_size > 1 else None
         test_last = self.evaluate("test")
         test_best = test_last
-        if self.run.best.is_file() and best_epoch != self.cfg.train.epochs:
-            self.method.load_trainable_state_dict(load_checkpoint(self.run.best)["model"])
+        has_best = distributed.broadcast_object(self.run.best.is_file(), self.dist)
+        if has_best and best_epoch != self.cfg.train.epochs:
+            if self.is_main:
+                self.method.load_trainable_state_dict(load_checkpoint(self.run.best)["model"])
             test_best = self.evaluate("test")
         summary = {
             "metric": metric,
@@ -414,6 +431,9 @@ class Trainer:
             "wall_s": round(wall, 2),
             "device": str(self.device),
         }
+        if replicas:
+            summary["ddp"] = {"world_size": self.world_size, "backend": self.dist.backend,
+                              "parameter_digest_per_rank": replicas}
         if self.is_main:
             self._pictures(self.cfg.train.epochs)
             save_safetensors(self.method.student.state_dict(), self.run.student,
