@@ -1,0 +1,401 @@
+"""``kdvision bench accuracy``: train recipes over several seeds and tabulate their test accuracy.
+
+``kdvision bench accuracy CONFIG... --seeds N --out DIR [KEY=VALUE ...]`` trains every recipe
+once per seed (seeds 0..N-1, or from ``--first-seed``; the seed is the override ``seed=<s>``)
+into ``DIR/runs/<recipe>/seed<s>`` and writes
+
+* ``DIR/results.md``: one row per recipe with mean +- sample standard deviation over the seeds
+  of the test accuracy of the final epoch's weights (summary.json ``test_last``) and of the
+  best-validation epoch's weights (``test_best``), the student's parameters and the mean wall
+  time per run; then every seed's values, the shared teachers and the machine;
+* ``DIR/results.png``: the same means as bars with +-1 std error bars and each seed as a dot.
+
+It is resumable: a run with a summary.json is done and skipped, a run with a checkpoint is
+resumed (the trainer's exact resume), so re-running an interrupted command continues it. The
+command line's overrides are recorded in ``DIR/bench.json``; re-running with other overrides
+is refused, since their results would mix.
+
+Teachers trained from a recipe (``teacher.recipe``) are trained once per benchmark, into
+``DIR/runs/teachers/<recipe name>`` (``teacher.checkpoint`` is pointed there, so a benchmark
+never reuses weights from elsewhere), before the runs that need them; they get the command
+line's overrides but not the seed: a teacher keeps its recipe's own seed, so every seed of a
+distillation recipe learns from the same teacher.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kdvision.errors import UserError
+
+NAME = "accuracy"
+HELP = "train recipes over several seeds; mean +- std of test accuracy in DIR/results.md and DIR/results.png"
+
+RUNS = "runs"  # DIR/runs/<recipe>/seed<s>, DIR/runs/teachers/<name>
+STATE = "bench.json"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("configs", nargs="+", metavar="CONFIG",
+                   help="recipes (YAML); KEY=VALUE items are overrides applied to every recipe and its teacher")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per recipe (default 3)")
+    p.add_argument("--first-seed", type=int, default=0, help="the seeds are first-seed .. first-seed+seeds-1")
+    p.add_argument("--out", required=True, help="benchmark folder: runs/, results.md, results.png, bench.json")
+    p.add_argument("--verbose", action="store_true", help="print every epoch of every run")
+    p.set_defaults(overrides=[])
+
+
+# ----------------------------------------------------------------------------- recipes
+@dataclass
+class Recipe:
+    name: str  # folder and row name
+    path: Path
+
+
+@dataclass
+class SharedTeacher:
+    name: str
+    recipe: Path
+    overrides: list[str] = field(default_factory=list)
+
+
+def split_arguments(items: list[str], overrides: list[str]) -> tuple[list[Path], list[str]]:
+    """CONFIG paths and KEY=VALUE overrides, in any order after ``bench accuracy``."""
+    configs, extra = [], []
+    for item in items:
+        if "=" in item and not Path(item).is_file():
+            extra.append(item)
+        else:
+            configs.append(Path(item))
+    for c in configs:
+        if not c.is_file():
+            raise UserError(f"bench accuracy: config file not found: {c}")
+    if not configs:
+        raise UserError("bench accuracy: name at least one CONFIG")
+    return configs, extra + list(overrides)
+
+
+def recipe_names(paths: list[Path]) -> list[Recipe]:
+    """A recipe is named by its file stem; stems that clash get their folder's name in front."""
+    stems = [p.stem for p in paths]
+    names = []
+    for p in paths:
+        name = p.stem if stems.count(p.stem) == 1 else f"{p.resolve().parent.name}_{p.stem}"
+        while name in names:
+            name += "_"
+        names.append(name)
+    resolved = [p.resolve() for p in paths]
+    if len(set(resolved)) != len(resolved):
+        raise UserError("bench accuracy: a CONFIG is named twice")
+    return [Recipe(n, p) for n, p in zip(names, paths)]
+
+
+def _teacher_entries(data: dict) -> list[dict]:
+    entries = []
+    if isinstance(data.get("teacher"), dict):
+        entries.append(data["teacher"])
+    if isinstance(data.get("teachers"), list):
+        entries.extend(t for t in data["teachers"] if isinstance(t, dict))
+    return entries
+
+
+def recipe_data(recipe: Recipe, overrides: list[str], seed: int | None, teacher_dirs: dict[Path, Path]) -> dict:
+    """The recipe's config as a mapping: overrides and seed applied, recipe teachers pointed into the bench."""
+    from kdvision.config import apply_overrides, load_yaml
+
+    data = apply_overrides(load_yaml(recipe.path), list(overrides) + ([f"seed={seed}"] if seed is not None else []),
+                           source=f"bench accuracy ({recipe.path})")
+    for t in _teacher_entries(data):
+        if t.get("recipe"):
+            target = teacher_dirs[teacher_recipe_path(recipe.path, t["recipe"])]
+            t["checkpoint"] = str(target)
+            t["overrides"] = list(t.get("overrides") or []) + list(overrides)
+    return data
+
+
+def teacher_recipe_path(config: Path, recipe: str) -> Path:
+    path = Path(recipe)
+    return (path if path.is_absolute() else config.parent / path).resolve()
+
+
+def shared_teachers(recipes: list[Recipe], overrides: list[str], runs: Path) -> tuple[list[SharedTeacher], dict]:
+    """Every teacher recipe the recipes name, once each, and where it trains."""
+    from kdvision.config import apply_overrides, load_yaml
+
+    found: dict[Path, list[str]] = {}
+    for r in recipes:
+        data = apply_overrides(load_yaml(r.path), overrides, source=f"bench accuracy ({r.path})")
+        for t in _teacher_entries(data):
+            if t.get("recipe"):
+                path = teacher_recipe_path(r.path, t["recipe"])
+                if not path.is_file():
+                    raise UserError(f"{r.path}: teacher.recipe not found: {path}")
+                own = list(t.get("overrides") or [])
+                if path in found and found[path] != own:
+                    raise UserError(f"{r.path}: teacher recipe {path} is used with different 'overrides' "
+                                    f"by two recipes; benchmark them separately")
+                found[path] = own
+    stems = [p.stem for p in found]
+    teachers, dirs = [], {}
+    for path, own in found.items():
+        name = path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}_{path.stem}"
+        teachers.append(SharedTeacher(name, path, own + list(overrides)))
+        dirs[path] = runs / "teachers" / name
+    return teachers, dirs
+
+
+# ----------------------------------------------------------------------------- running
+def run_dir(out: Path, name: str, seed: int) -> Path:
+    return out / RUNS / name / f"seed{seed}"
+
+
+def train_once(cfg, target: Path, verbose: bool) -> tuple[dict, str]:
+    """Train into ``target`` unless it is finished; resume it when it holds a checkpoint."""
+    from kdvision.engine.trainer import Trainer
+
+    summary = target / "summary.json"
+    if summary.is_file():
+        return json.loads(summary.read_text()), "done before"
+    resume = (target / "checkpoints" / "last.pt").is_file()
+    if target.exists() and not resume:
+        shutil.rmtree(target)  # interrupted before its first checkpoint: nothing to keep
+    Trainer(cfg, target, resume=resume, quiet=not verbose).fit()
+    return json.loads(summary.read_text()), "resumed" if resume else "trained"
+
+
+def check_state(out: Path, overrides: list[str]) -> None:
+    """A benchmark folder keeps one set of overrides; new recipes and seeds may be added."""
+    state = out / STATE
+    if state.is_file():
+        saved = json.loads(state.read_text()).get("overrides", [])
+        if saved != list(overrides):
+            raise UserError(f"bench accuracy: {out} was run with overrides {saved}, not {list(overrides)}; "
+                            f"choose another --out")
+
+
+def save_state(out: Path, recipes: list[Recipe], overrides: list[str], seeds: list[int]) -> None:
+    state = out / STATE
+    old = json.loads(state.read_text()) if state.is_file() else {}
+    names = {r["name"]: r for r in old.get("recipes", [])}
+    names.update({r.name: {"name": r.name, "config": str(r.path)} for r in recipes})
+    new = {"overrides": list(overrides), "recipes": list(names.values()),
+           "seeds": sorted(set(old.get("seeds", [])) | set(seeds))}
+    state.write_text(json.dumps(new, indent=2) + "\n")
+
+
+def run(args) -> int:
+    from kdvision.benchmarks_lib.common import machine
+    from kdvision.config import config_from_dict, load_config
+
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {args.seeds}")
+    configs, overrides = split_arguments(args.configs, args.overrides)
+    recipes = recipe_names(configs)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_state(out, overrides)
+    runs = out / RUNS
+    teachers, teacher_dirs = shared_teachers(recipes, overrides, runs)
+    # every config must validate before hours of training start
+    cfgs = {(r.name, s): config_from_dict(recipe_data(r, overrides, s, teacher_dirs), str(r.path))
+            for r in recipes for s in seeds}
+    save_state(out, recipes, overrides, seeds)
+    started = time.perf_counter()
+    total = len(teachers) + len(cfgs)
+    done = 0
+    for t in teachers:
+        done += 1
+        target = teacher_dirs[t.recipe]
+        print(f"[bench {done}/{total}] shared teacher {t.name}: {t.recipe} -> {target}", flush=True)
+        summary, how = train_once(load_config(t.recipe, t.overrides), target, args.verbose)
+        print(f"[bench {done}/{total}] shared teacher {t.name}: {how}, {describe(summary)}", flush=True)
+    for s in seeds:  # seed by seed, so an interrupted benchmark has every recipe at some seeds
+        for r in recipes:
+            done += 1
+            target = run_dir(out, r.name, s)
+            summary, how = train_once(cfgs[(r.name, s)], target, args.verbose)
+            print(f"[bench {done}/{total}] {r.name} seed {s}: {how}, {describe(summary)}", flush=True)
+            write_results(out, [x.name for x in recipes], seeds, machine(), teachers_info(teachers, teacher_dirs))
+    print(f"[bench] {len(cfgs)} runs in {time.perf_counter() - started:.0f} s -> {out / 'results.md'}, "
+          f"{out / 'results.png'}", flush=True)
+    print()
+    print((out / "results.md").read_text())
+    return 0
+
+
+def describe(summary: dict) -> str:
+    m = summary["metric"]
+    return (f"test {m} {summary['test_last'][m]:.2f} (final epoch), {summary['test_best'][m]:.2f} "
+            f"(best val epoch {summary['best_epoch']}), {summary['wall_s']:.0f} s")
+
+
+def teachers_info(teachers: list[SharedTeacher], dirs: dict) -> list[dict]:
+    info = []
+    for t in teachers:
+        summary_path = dirs[t.recipe] / "summary.json"
+        cfg_path = dirs[t.recipe] / "config.yaml"
+        seed = None
+        if cfg_path.is_file():
+            import yaml
+
+            seed = (yaml.safe_load(cfg_path.read_text()) or {}).get("seed")
+        info.append({"name": t.name, "recipe": str(t.recipe), "dir": str(dirs[t.recipe]), "seed": seed,
+                     "summary": json.loads(summary_path.read_text()) if summary_path.is_file() else None})
+    return info
+
+
+# ----------------------------------------------------------------------------- results
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (n - 1); no std for a single value."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def collect(out: Path, names: list[str], seeds: list[int]) -> list[dict]:
+    """One row per recipe from the finished runs' summary.json files (recipes with none are left out)."""
+    rows = []
+    for name in names:
+        summaries = {}
+        for s in seeds:
+            path = run_dir(out, name, s) / "summary.json"
+            if path.is_file():
+                summaries[s] = json.loads(path.read_text())
+        if not summaries:
+            continue
+        first = next(iter(summaries.values()))
+        metric = first["metric"]
+        last = {s: float(v["test_last"][metric]) for s, v in summaries.items()}
+        best = {s: float(v["test_best"][metric]) for s, v in summaries.items()}
+        student, method = _model_and_method(run_dir(out, name, next(iter(summaries))))
+        rows.append({
+            "recipe": name, "metric": metric, "student": student, "method": method, "seeds": sorted(summaries),
+            "last": last, "best": best, "last_mean_std": mean_std(list(last.values())),
+            "best_mean_std": mean_std(list(best.values())),
+            "parameters": first.get("student_parameters"),
+            "wall_s": statistics.fmean(float(v["wall_s"]) for v in summaries.values()),
+            "epochs": first.get("epochs"),
+        })
+    return rows
+
+
+def _model_and_method(run: Path) -> tuple[str, str]:
+    path = run / "config.yaml"
+    if not path.is_file():
+        return "-", "-"
+    import yaml
+
+    cfg = yaml.safe_load(path.read_text()) or {}
+    return (cfg.get("student") or {}).get("name", "-"), (cfg.get("method") or {}).get("name", "-")
+
+
+def fmt_mean_std(pair: tuple[float, float | None]) -> str:
+    m, s = pair
+    return f"{m:.2f} ± {s:.2f}" if s is not None else f"{m:.2f} ± n/a"
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = ["| recipe | student | method | parameters | test acc, final epoch (%) | "
+             "test acc, best-val epoch (%) | epochs | wall time / run (s) | seeds |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        params = f"{r['parameters']:,}" if isinstance(r["parameters"], int) else "-"
+        lines.append(f"| {r['recipe']} | {r['student']} | {r['method']} | {params} | {fmt_mean_std(r['last_mean_std'])} | "
+                     f"{fmt_mean_std(r['best_mean_std'])} | {r['epochs']} | {r['wall_s']:.1f} | {len(r['seeds'])} |")
+    return "\n".join(lines)
+
+
+def format_per_seed(rows: list[dict], seeds: list[int]) -> str:
+    lines = ["| recipe | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---|" + "---:|" * len(seeds)]
+    for r in rows:
+        cells = [f"{r['last'][s]:.2f} / {r['best'][s]:.2f}" if s in r["last"] else "-" for s in seeds]
+        lines.append(f"| {r['recipe']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: list[dict]) -> str:
+    total = sum(r["wall_s"] * len(r["seeds"]) for r in rows)
+    total += sum(t["summary"]["wall_s"] for t in teachers if t["summary"])
+    metric = rows[0]["metric"] if rows else "acc"
+    parts = [
+        "# Accuracy benchmark",
+        "",
+        f"Test {metric} (%) as mean ± sample standard deviation (n - 1) over the seeds each recipe finished "
+        f"(`seed=<s>` for s in {seeds[0]}..{seeds[-1]}). **Final epoch**: the weights after the last epoch "
+        f"(summary.json `test_last`). **Best-val epoch**: the weights of the epoch with the best validation "
+        f"{metric} (`test_best`). Wall time: mean over seeds of one run's training and testing.",
+        "",
+        format_table(rows),
+        "",
+        "Per seed, test accuracy final epoch / best-val epoch (%):",
+        "",
+        format_per_seed(rows, seeds),
+        "",
+    ]
+    if teachers:
+        parts += ["Shared teachers: trained once for the whole benchmark at their recipe's own fixed seed "
+                  "(not the run's seed), so every seed of a distillation recipe learns from the same teacher.", ""]
+        for t in teachers:
+            s = t["summary"]
+            res = f"test {s['metric']} {s['test_last'][s['metric']]:.2f} (final epoch), " \
+                  f"{s['test_best'][s['metric']]:.2f} (best-val epoch), {s['wall_s']:.0f} s" if s else "not trained yet"
+            parts.append(f"- `{t['name']}` from `{t['recipe']}`, seed {t['seed']}: {res}")
+        parts.append("")
+    parts += [
+        f"Total training time (sum over all runs{' and shared teachers' if teachers else ''}): {total:.0f} s "
+        f"({total / 3600:.2f} h).",
+        "",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
+        "",
+        "![accuracy per recipe](results.png)",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    x = np.arange(len(rows))
+    width = 0.38
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(rows) + 2), 4.2))
+    lowest, highest = [], []
+    for offset, key, label, color in ((-width / 2, "last", "final epoch", "#4c72b0"),
+                                      (width / 2, "best", "best-val epoch", "#dd8452")):
+        means = [r[f"{key}_mean_std"][0] for r in rows]
+        stds = [r[f"{key}_mean_std"][1] or 0.0 for r in rows]
+        ax.bar(x + offset, means, width, yerr=stds, capsize=4, label=label, color=color, alpha=0.85)
+        for i, r in enumerate(rows):
+            values = list(r[key].values())
+            ax.scatter(np.full(len(values), x[i] + offset), values, s=9, color="black", zorder=3)
+            lowest.append(min(values))
+            highest.append(max(max(values), means[i] + stds[i]))
+    floor = max(0.0, 5 * math.floor((min(lowest) - 3) / 5)) if lowest else 0.0
+    ax.set_ylim(floor, min(100.5, max(highest, default=100.0) + 3))
+    ax.set_xticks(x, [r["recipe"] for r in rows], rotation=20)
+    metric = rows[0]["metric"] if rows else "acc"
+    n = max((len(r["seeds"]) for r in rows), default=0)
+    ax.set_ylabel(f"test {metric} (%)")
+    ax.set_title(f"mean ± std over {n} seeds (dots: seeds; y axis from {floor:.0f})")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_results(out: Path, names: list[str], seeds: list[int], machine: dict, teachers: list[dict]) -> list[dict]:
+    rows = collect(out, names, seeds)
+    (out / "results.md").write_text(format_results(rows, seeds, machine, teachers))
+    if rows:
+        plot(rows, out / "results.png")
+    return rows

@@ -1,0 +1,115 @@
+"""``kdvision bench accuracy``: aggregation of summary.json files, the shared teacher, and one tiny
+benchmark through the real CLI."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kdvision.benchmarks_lib import accuracy
+from kdvision.errors import UserError
+from tests.conftest import REPO, TINY_DIGITS, run_cli, write_yaml
+
+
+def fake_summary(acc_last: float, acc_best: float, wall: float, params: int = 1234) -> dict:
+    return {"metric": "acc", "epochs": 3, "best_epoch": 2, "val_best_acc": acc_best,
+            "test_last": {"acc": acc_last, "loss": 0.5}, "test_best": {"acc": acc_best, "loss": 0.4},
+            "student_parameters": params, "wall_s": wall, "device": "cpu"}
+
+
+def write_run(out: Path, name: str, seed: int, summary: dict) -> None:
+    run = out / "runs" / name / f"seed{seed}"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """The main table's cells by recipe name (the first table in results.md)."""
+    block = text.split("\n\n")[2]
+    rows = {}
+    for line in block.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows[cells[0]] = cells
+    return rows
+
+
+def test_aggregation_mean_sample_std_and_table(tmp_path):
+    last = {"a": [90.0, 92.5, 91.0], "b": [80.0, 85.0, 83.0]}
+    best = {"a": [91.0, 93.0, 92.5], "b": [81.0, 84.0, 86.0]}
+    walls = {"a": [10.0, 12.0, 14.0], "b": [5.0, 6.0, 7.0]}
+    for name in last:
+        for s in range(3):
+            write_run(tmp_path, name, s, fake_summary(last[name][s], best[name][s], walls[name][s], 1_234_567))
+    write_run(tmp_path, "c", 0, fake_summary(70.0, 71.0, 3.0))  # only one seed finished
+    machine = {"cpu": "Test CPU", "cpu_count": 2, "torch": "x.y", "date": "today"}
+    rows = accuracy.write_results(tmp_path, ["a", "b", "c", "missing"], [0, 1, 2], machine, [])
+    assert [r["recipe"] for r in rows] == ["a", "b", "c"]  # a recipe without finished runs has no row
+
+    text = (tmp_path / "results.md").read_text()
+    cells = table_rows(text)
+    for name in ("a", "b"):
+        # independent computation: numpy, sample std (ddof=1)
+        want_last = f"{np.mean(last[name]):.2f} ± {np.std(last[name], ddof=1):.2f}"
+        want_best = f"{np.mean(best[name]):.2f} ± {np.std(best[name], ddof=1):.2f}"
+        assert cells[name][4] == want_last
+        assert cells[name][5] == want_best
+        assert cells[name][3] == "1,234,567"
+        assert float(cells[name][7]) == pytest.approx(np.mean(walls[name]), abs=0.05)
+        assert cells[name][8] == "3"
+    assert cells["c"][4] == "70.00 ± n/a" and cells["c"][8] == "1"
+    assert "final epoch" in text and "best-val epoch" in text and "test_last" in text and "test_best" in text
+    assert "Test CPU" in text and "cpu_count 2" in text
+    assert "| c | 70.00 / 71.00 | - | - |" in text  # per-seed table
+    assert (tmp_path / "results.png").stat().st_size > 5_000
+
+
+def test_shared_teacher_is_pointed_into_the_benchmark(tmp_path):
+    """A recipe's teacher trains once into DIR/runs/teachers/<name>, with the overrides but not the seed."""
+    kd = REPO / "configs" / "digits" / "kd.yaml"
+    recipes = accuracy.recipe_names([kd, REPO / "configs" / "digits" / "student.yaml"])
+    teachers, dirs = accuracy.shared_teachers(recipes, ["data.train_size=50"], tmp_path / "runs")
+    assert [t.name for t in teachers] == ["teacher"]
+    assert teachers[0].recipe == (REPO / "configs" / "digits" / "teacher.yaml").resolve()
+    assert teachers[0].overrides == ["data.train_size=50"]
+    data = accuracy.recipe_data(recipes[0], ["data.train_size=50"], 3, dirs)
+    assert data["seed"] == 3 and data["data"]["train_size"] == 50
+    assert data["teacher"]["checkpoint"] == str(tmp_path / "runs" / "teachers" / "teacher")
+    assert data["teacher"]["overrides"] == ["data.train_size=50"]
+
+
+def test_same_stems_get_folder_names_and_overrides_are_kept(tmp_path):
+    cifar = REPO / "configs" / "cifar100"
+    names = [r.name for r in accuracy.recipe_names([cifar / "kd" / "vgg13_vgg8.yaml", cifar / "sp" / "vgg13_vgg8.yaml"])]
+    assert names == ["kd_vgg13_vgg8", "sp_vgg13_vgg8"]
+    accuracy.save_state(tmp_path, [], ["train.epochs=1"], [0])
+    accuracy.check_state(tmp_path, ["train.epochs=1"])
+    with pytest.raises(UserError, match="overrides"):
+        accuracy.check_state(tmp_path, ["train.epochs=2"])
+
+
+def test_bench_accuracy_through_the_cli(tmp_path):
+    config = write_yaml(tmp_path / "tiny.yaml", {**TINY_DIGITS, "train": {**TINY_DIGITS["train"], "epochs": 1}})
+    out = tmp_path / "bench"
+    args = ["bench", "accuracy", str(config), "--seeds", "2", "--out", str(out),
+            "data.train_size=100", "data.resolution=8"]
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    summaries = [json.loads((out / "runs" / "tiny" / f"seed{s}" / "summary.json").read_text()) for s in (0, 1)]
+    configs = [(out / "runs" / "tiny" / f"seed{s}" / "config.yaml").read_text() for s in (0, 1)]
+    assert "seed: 0" in configs[0] and "seed: 1" in configs[1] and "train_size: 100" in configs[1]
+    text = (out / "results.md").read_text()
+    cells = table_rows(text)["tiny"]
+    for column, key in ((4, "test_last"), (5, "test_best")):
+        values = [s[key]["acc"] for s in summaries]
+        assert cells[column] == f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
+    assert cells[1] == "resnet8" and cells[2] == "student" and cells[8] == "2"
+    assert re.search(r"\| tiny \| [\d.]+ / [\d.]+ \| [\d.]+ / [\d.]+ \|", text)
+    assert (out / "results.png").is_file()
+
+    again = run_cli(*args)  # finished runs are skipped, not retrained
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("done before") == 2
+    assert table_rows((out / "results.md").read_text())["tiny"][4] == cells[4]
