@@ -65,7 +65,7 @@ def restore_folder(model: nn.Module, input_dir: str | Path, out_dir: str | Path,
 
     written = []
     for src, dst in tqdm(list(zip(inputs, outputs)), desc="restoring", unit="image", disable=not progress):
-        x = to_tensor(read_image(src))[None].to(device)
+        x = to_tensor(read_image(src, upright=True))[None].to(device)
         y = restore_tiled(model, x, tile, overlap, multiple, self_ensemble)[0]
         with open(dst, "xb") as f:  # "x": fail rather than overwrite a file that appeared meanwhile
             Image.fromarray(to_uint8(y)).save(f, format="PNG")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from kdvision.errors import UserError
 
@@ -44,10 +44,14 @@ def image_size(path: Path) -> tuple[int, int]:
     return h, w
 
 
-def read_image(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB (grey and RGBA files are converted)."""
+def read_image(path: Path, upright: bool = False) -> np.ndarray:
+    """HxWx3 uint8 RGB (grey and RGBA files are converted); ``upright`` applies the EXIF
+    orientation of camera photographs (for restoring a user's pictures; paired data sets read
+    the stored pixels so that input and target stay aligned)."""
     try:
         with Image.open(path) as im:
+            if upright:
+                im = ImageOps.exif_transpose(im)
             return np.asarray(im.convert("RGB"))
     except (UnidentifiedImageError, OSError) as e:
         raise UserError(f"{path}: cannot be read as an image ({type(e).__name__})") from None
