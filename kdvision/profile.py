@@ -1,0 +1,83 @@
+"""``kdvision profile CONFIG``: parameters, MACs and CPU latency of the teacher(s) and the student.
+
+MACs are those of convolutions and matrix products at batch 1, counted by
+``torch.utils.flop_counter.FlopCounterMode`` (FLOPs / 2); normalisation, activations and
+pooling are not counted, as in most papers' tables. Latency is the median wall time of an
+eval-mode forward under ``torch.inference_mode`` after warm-up, at batch 1 and at the
+config's batch size. Architectures only: no weights are loaded and no teacher is trained.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.zeros(1, *shape))
+    return int(counter.get_total_flops()) // 2
+
+
+def latency_ms(model: nn.Module, shape: tuple[int, ...], batch: int, repeats: int, warmup: int = 2) -> float:
+    model.eval()
+    x = torch.randn(batch, *shape)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            start = time.perf_counter()
+            model(x)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return round(1000.0 * statistics.median(times), 3)
+
+
+def profile_models(models: list[tuple[str, str, nn.Module]], shape: tuple[int, ...], batch: int,
+                   repeats: int = 10) -> list[dict]:
+    """One row per (role, name, model): parameters, MACs, latency at batch 1 and ``batch``."""
+    rows = []
+    for role, name, model in models:
+        rows.append({"role": role, "model": name, "parameters": sum(p.numel() for p in model.parameters()),
+                     "macs": count_macs(model, shape),
+                     "latency_ms_batch1": latency_ms(model, shape, 1, repeats),
+                     f"latency_ms_batch{batch}": latency_ms(model, shape, batch, max(3, repeats // 2))})
+    return rows
+
+
+def config_models(cfg, task) -> list[tuple[str, str, nn.Module]]:
+    """(role, model name, network) for the config's teachers and student (no weights loaded)."""
+    from kdvision.engine.build import teacher_name
+
+    models = []
+    for i, t in enumerate(cfg.all_teachers()):
+        where = "teacher.model" if cfg.teacher is t else f"teachers[{i}].model"
+        role = "teacher" if len(cfg.all_teachers()) == 1 else f"teacher {teacher_name(t, i)}"
+        models.append((role, t.model["name"], task.create_model(t.model, where)))
+    models.append(("student", cfg.student["name"], task.create_model(cfg.student, "student")))
+    return models
+
+
+def human(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+def table(rows: list[dict], batch: int) -> list[str]:
+    key = f"latency_ms_batch{batch}"
+    lines = [f"{'role':18s} {'model':16s} {'params':>9s} {'MACs':>9s} {'ms @1':>9s} {f'ms @{batch}':>10s}"]
+    for r in rows:
+        lines.append(f"{r['role']:18s} {r['model']:16s} {human(r['parameters']):>9s} {human(r['macs']):>9s} "
+                     f"{r['latency_ms_batch1']:9.2f} {r[key]:10.2f}")
+    student = rows[-1]
+    for r in rows[:-1]:
+        lines.append(f"{r['role']} / student: {r['parameters'] / student['parameters']:.1f}x parameters, "
+                     f"{r['macs'] / max(student['macs'], 1):.1f}x MACs, "
+                     f"{r[key] / max(student[key], 1e-9):.1f}x latency at batch {batch}")
+    return lines
