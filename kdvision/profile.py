@@ -49,7 +49,19 @@ def profile_models(models: list[tuple[str, str, nn.Module]], shape: tuple[int, .
     return rows
 
 
-def config_models(cfg, task) -> list[tuple[str, str, nn.Module]]:
+def create_model(task, spec: dict, where: str, data_available: bool) -> nn.Module:
+    """The model as the task builds it; without the data set, with the builder's own defaults
+    (e.g. num_classes) unless the spec sets them."""
+    if data_available:
+        return task.create_model(spec, where)
+    from kdvision.config import call_with_config
+    from kdvision.registry import MODELS
+
+    builder = MODELS.get(spec["name"], where=f"{where}.name")
+    return call_with_config(builder, {k: v for k, v in spec.items() if k != "name"}, where, task.cfg.source)
+
+
+def config_models(cfg, task, data_available: bool = True) -> list[tuple[str, str, nn.Module]]:
     """(role, model name, network) for the config's teachers and student (no weights loaded)."""
     from kdvision.engine.build import teacher_name
 
@@ -57,9 +69,19 @@ def config_models(cfg, task) -> list[tuple[str, str, nn.Module]]:
     for i, t in enumerate(cfg.all_teachers()):
         where = "teacher.model" if cfg.teacher is t else f"teachers[{i}].model"
         role = "teacher" if len(cfg.all_teachers()) == 1 else f"teacher {teacher_name(t, i)}"
-        models.append((role, t.model["name"], task.create_model(t.model, where)))
-    models.append(("student", cfg.student["name"], task.create_model(cfg.student, "student")))
+        models.append((role, t.model["name"], create_model(task, t.model, where, data_available)))
+    models.append(("student", cfg.student["name"], create_model(task, cfg.student, "student", data_available)))
     return models
+
+
+def data_available(task) -> bool:
+    from kdvision.errors import UserError
+
+    try:
+        task.datasets()
+    except UserError:
+        return False
+    return True
 
 
 def human(n: float) -> str:

@@ -38,18 +38,21 @@ def cmd_profile(args) -> int:
     from kdvision.config import load_config
     from kdvision.engine.build import build_task
     from kdvision.export import input_shape
-    from kdvision.profile import config_models, profile_models, table
+    from kdvision.profile import config_models, data_available, profile_models, table
 
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.overrides)
     task = build_task(cfg)
+    available = args.input_size is None or data_available(task)
     shape = input_shape(task, args.input_size)
     batch = args.batch or int(cfg.data.get("batch_size", 64))
-    rows = profile_models(config_models(cfg, task), shape, batch, args.repeats)
+    rows = profile_models(config_models(cfg, task, available), shape, batch, args.repeats)
     if args.json:
         print(json.dumps({"input_shape": list(shape), "batch": batch, "models": rows, "machine": machine()}))
     else:
+        if not available:
+            print(f"note: data set '{cfg.data['name']}' not available; models use their default num_classes")
         print(f"input {list(shape)}, CPU latency median of {args.repeats} runs, {torch.get_num_threads()} threads")
         print("\n".join(table(rows, batch)))
     return 0
