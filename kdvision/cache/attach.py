@@ -41,6 +41,13 @@ def check_dataset(cfg, train) -> None:
                         f"its augmentation (it needs an 'augment' with params() and apply(), like RandomCropFlip)")
 
 
+def check_early(cfg, method_class, train) -> None:
+    """Everything that can refuse the cache before any teacher is built or trained."""
+    check_method(cfg, method_class)
+    check_settings(cfg.teacher_cache.views, cfg.teacher_cache.topk, cfg.teacher_cache.dtype)
+    check_dataset(cfg, train)
+
+
 def expected_header(cfg, teacher, train) -> dict:
     tc = cfg.teacher_cache
     views = tc.views if train.augment is not None else 1  # without augmentation every view is the same
@@ -123,10 +130,8 @@ def attach_teacher_cache(cfg, method, datasets: dict, run_root: Path, device: to
     ``teacher_cache.rebuild`` is true. Under DDP rank 0 checks and builds; the others wait.
     """
     tc = cfg.teacher_cache
-    check_method(cfg, type(method))
-    check_settings(tc.views, tc.topk, tc.dtype)
     train = datasets["train"]
-    check_dataset(cfg, train)
+    check_early(cfg, type(method), train)
     path = cache_path(cfg, run_root)
     distributed, main = _distributed()
     expected = expected_header(cfg, method.teacher, train)

@@ -158,7 +158,7 @@ class Trainer:
         if cfg.teacher_cache is not None:
             from kdvision.cache import attach
 
-            attach.check_method(cfg, cls)  # before any teacher trains
+            attach.check_early(cfg, cls, self.datasets["train"])  # before any teacher trains
         teachers = build.build_teachers(cfg, self.task, self.run.root, self._train_recipe)
         seed_everything(cfg.seed)
         self.method = build.build_method(cfg, self.task, teachers).to(self.device)
