@@ -95,6 +95,7 @@ def measure(config: str, seeds: int, epochs: int | None, views: int, topk: int |
                 f"median epoch {statistics.median(epoch_s[1:] or epoch_s):.2f}s")
     header = TeacherCache.read_header(work / "teacher_cache.safetensors")
     med = {k: statistics.median(v) for k, v in times.items()}
+    low = {k: min(v) for k, v in times.items()}  # least disturbed epoch: robust on a shared machine
     a = {k: stats(v) for k, v in acc.items()}
     diff = a["kd_cached"]["mean"] - a["kd_uncached"]["mean"]
     se = math.sqrt((a["kd_cached"]["std"] ** 2 + a["kd_uncached"]["std"] ** 2) / seeds)
@@ -105,6 +106,9 @@ def measure(config: str, seeds: int, epochs: int | None, views: int, topk: int |
         "cached_ratio": round(med["kd_cached"] / med["student"], 3),
         "speedup_vs_uncached": round(med["kd_uncached"] / med["kd_cached"], 2),
         "goal": GOAL,
+        "fastest_epoch_s": {k: round(v, 3) for k, v in low.items()},
+        "cached_ratio_fastest": round(low["kd_cached"] / low["student"], 3),
+        "speedup_vs_uncached_fastest": round(low["kd_uncached"] / low["kd_cached"], 2),
         "cache_build_s": header["built_s"],
         "cache_mib": round((work / "teacher_cache.safetensors").stat().st_size / 2 ** 20, 2),
         "views": views, "topk": topk, "seeds": seeds, "config": config, "overrides": list(overrides),
@@ -133,6 +137,8 @@ def run(args) -> int:
         f"{a['kd_cached']['std']:.2f}",
         f"cached_ratio = cached / student = {r['cached_ratio']:.3f} "
         f"({'within' if r['cached_ratio'] <= GOAL else 'ABOVE'} the goal {GOAL})",
+        f"fastest epochs instead of medians (less disturbed by other load): cached_ratio "
+        f"{r['cached_ratio_fastest']:.3f}, speed-up {r['speedup_vs_uncached_fastest']:.2f}x",
         f"speed-up over the live teacher: {r['speedup_vs_uncached']:.2f}x per epoch "
         f"(cache built once in {r['cache_build_s']:.1f}s, {r['cache_mib']:.2f} MiB)",
         f"accuracy, cached - live: {r['cached_minus_uncached']:+.2f} points (2 standard errors: "
