@@ -20,6 +20,7 @@ def one_thread():
     yield
     torch.set_num_threads(n)
 
+
 H, W = 8, 12
 
 

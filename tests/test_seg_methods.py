@@ -19,6 +19,7 @@ def one_thread():
     yield
     torch.set_num_threads(n)
 
+
 NUM_CLASSES = 4
 
 

@@ -16,6 +16,7 @@ def one_thread():
     yield
     torch.set_num_threads(n)
 
+
 SMALL = [("pspnet_r18", {"base_width": 8}), ("pspnet_r50", {"base_width": 4}), ("pspnet_r101", {"base_width": 2}),
          ("deeplabv3_r18", {"base_width": 8}), ("deeplabv3_r101", {"base_width": 2}),
          ("deeplabv3_mbv2", {"width": 0.25}), ("pspnet_mbv2", {"width": 0.25})]

@@ -26,6 +26,7 @@ def one_thread():
     yield
     torch.set_num_threads(n)
 
+
 REPO = Path(__file__).resolve().parents[1]
 
 
