@@ -88,6 +88,13 @@ def build_method(cfg: Config, task: Task, teachers: list[nn.Module]) -> Method:
     return cls(student, teachers, task, params, teacher_domains=domains)
 
 
+def validate_method(cfg: Config, cls: type[Method]) -> None:
+    """Teacher count, method parameters and stage overrides: checked before anything trains."""
+    check_teacher_count(cfg, cls)
+    params_from_dict(cls.Params, cfg.method, "method", cfg.source)
+    validate_stages(cfg, cls)
+
+
 def validate_stages(cfg: Config, cls: type[Method]) -> None:
     """Each stage may only change fields of the method's Params."""
     import dataclasses

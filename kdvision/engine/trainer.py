@@ -95,13 +95,15 @@ def train_step(forward, batch: dict[str, Any], optimizer: torch.optim.Optimizer,
         total.backward()
     if grad_clip:
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
-    if scaler:
+    if scaler:  # every optimiser steps through the scaler: skipped together on inf gradients
         scaler.step(optimizer)
+        for opt in extra_optimizers:
+            scaler.step(opt)
         scaler.update()
     else:
         optimizer.step()
-    for opt in extra_optimizers:
-        opt.step()
+        for opt in extra_optimizers:
+            opt.step()
     return tuple(losses), torch.stack([v.detach().float() for v in losses.values()])
 
 
@@ -153,8 +155,7 @@ class Trainer:
         self.task = build.build_task(cfg)
         self.datasets = self.task.datasets()
         cls = build.method_class(cfg)
-        build.check_teacher_count(cfg, cls)
-        build.validate_stages(cfg, cls)
+        build.validate_method(cfg, cls)  # before any teacher recipe trains
         if cfg.teacher_cache is not None:
             from kdvision.cache import attach
 

@@ -36,7 +36,6 @@ from kdvision.losses.pixel_kd import REDUCTIONS, pixel_kd_loss
 from kdvision.losses.prototypes import grouped_class_prototypes, perspective_logits
 from kdvision.methods.base import Method
 from kdvision.methods.pixel_kd import check_choice, to_label_size
-from kdvision.models.segmentation.network import head_lr_groups
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
 from kdvision.tasks.base import main_output
@@ -120,9 +119,6 @@ class APD(Method):
 
     def extra_optimizers(self):
         return [] if self._teacher_optimizer is None else [self._teacher_optimizer]
-
-    def param_groups(self):
-        return head_lr_groups(super().param_groups()[0]["params"], self.student)
 
     # -- the step ----------------------------------------------------------------
     def forward(self, batch):

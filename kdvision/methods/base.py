@@ -76,13 +76,21 @@ class Method(nn.Module):
     def param_groups(self) -> list[dict]:
         """Parameter groups for the main optimiser: everything trainable except the teachers.
 
-        A group may carry ``lr_mult`` (e.g. 10 for new heads); the schedule scales it.
+        A group may carry ``lr_mult``; the schedule scales it. A student with a ``backbone``
+        and a ``head_lr_mult`` (the segmentation networks) gets its backbone at 1x and
+        everything else (heads, connectors) at ``head_lr_mult`` (PSPNet/APD recipes: 10x).
         """
         teacher_ids = {id(p) for t in self.teachers for p in t.parameters()}
         extra_ids = {id(p) for opt in self.extra_optimizers() for g in opt.param_groups for p in g["params"]}
         params = [p for p in self.parameters()
                   if p.requires_grad and id(p) not in teacher_ids and id(p) not in extra_ids]
-        return [{"params": params}]
+        backbone = getattr(self.student, "backbone", None)
+        mult = float(getattr(self.student, "head_lr_mult", 1.0))
+        if backbone is None or mult == 1.0:
+            return [{"params": params}]
+        ids = {id(p) for p in backbone.parameters()}
+        return [{"params": [p for p in params if id(p) in ids], "lr_mult": 1.0},
+                {"params": [p for p in params if id(p) not in ids], "lr_mult": mult}]
 
     def extra_optimizers(self) -> list[torch.optim.Optimizer]:
         """Optimisers the method owns for parts trained by their own rule (e.g. APD's teacher

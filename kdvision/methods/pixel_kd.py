@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from kdvision.errors import UserError
 from kdvision.losses.pixel_kd import REDUCTIONS, pixel_kd_loss
 from kdvision.methods.base import Method
-from kdvision.models.segmentation.network import head_lr_groups
 from kdvision.registry import METHODS
 from kdvision.tasks.base import main_output
 
@@ -62,5 +61,3 @@ class PixelKD(Method):
                                                       to_label_size(teacher_logits, size), p.temperature, p.reduction)
         return out, losses
 
-    def param_groups(self):
-        return head_lr_groups(super().param_groups()[0]["params"], self.student)

@@ -42,16 +42,3 @@ class SegmentationNet(nn.Module):
             aux = F.interpolate(self.aux(feats[2]), size, mode="bilinear", align_corners=False)
             return {"out": logits, "aux": aux}
         return logits
-
-
-def head_lr_groups(params: list, student: nn.Module) -> list[dict]:
-    """Split trainable ``params`` into the student backbone (lr_mult 1) and everything else
-    (decoder, classifier, aux head, connectors) at the student's ``head_lr_mult``, as the
-    PSPNet/APD recipes do; one plain group when the student has no ``backbone``."""
-    backbone = getattr(student, "backbone", None)
-    mult = float(getattr(student, "head_lr_mult", 1.0))
-    if backbone is None or mult == 1.0:
-        return [{"params": params}]
-    ids = {id(p) for p in backbone.parameters()}
-    return [{"params": [p for p in params if id(p) in ids], "lr_mult": 1.0},
-            {"params": [p for p in params if id(p) not in ids], "lr_mult": mult}]
