@@ -11,6 +11,22 @@ batch-mean KL (``kd_loss``). The KD and feature terms reach only the classifier 
 head); the self-teacher learns from its own CE, which also flows into the shared backbone.
 Everything trains with one optimiser. Defaults: CIFAR-100 alpha = 2, beta = 100, T = 4, width 2.
 
+Segmentation networks (dense prediction: the student's main output is a logit map
+[B, C, H, W]; detected from the first batch in ``setup``): the self-teacher reads the backbone
+stages (``student.stages``; strides 4/8/8/8 for the dilated backbones, equal sizes are fine)
+and has a per-pixel head (a 1x1 conv on R(T_n), stride 8). Its CE is the task's per-pixel CE
+(logits upsampled to the labels, ignore 255), and the soft-label term is pixel KD: both logit
+maps upsampled bilinearly to the label size, then
+    alpha * T^2 * mean over pixels of KL(softmax(z_t/T) || softmax(z_c/T))   (z_t detached)
+(``kdvision.losses.pixel_kd_loss``, reduction "pixel"). The feature term is unchanged.
+Segmentation defaults: alpha = 1, beta = 50 (the reference sheet) and T = 1 (the official
+segmentation script's ``--temp`` default). Unset alpha/beta/temperature take the defaults of
+the kind of output found in ``setup``.
+Differences from the official segmentation script (MingiJi/FRSKD, an EfficientDet/BiFPN model
+on VOC): it switches the distillation terms on after a warm-up (alpha = beta = 0 for 40
+epochs, then a sigmoid ramp-up) and its KD sums the KL over pixels per image; here the terms
+are on from the start and the KL is averaged over pixels, as the other segmentation methods here.
+
 Notes on paper vs official code:
 - The paper writes the feature loss as a distance between attention maps summed over stages;
   the official code uses attention transfer's mean of squared differences, summed over stages
@@ -33,7 +49,9 @@ from torch import nn
 
 from kdvision.errors import UserError
 from kdvision.losses import at_loss, fitnet_loss, kd_loss
+from kdvision.losses.pixel_kd import pixel_kd_loss
 from kdvision.methods.base import Method
+from kdvision.methods.pixel_kd import to_label_size
 from kdvision.models.frskd_self_teacher import conv1x1_bn_relu, frskd_self_teacher
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
@@ -42,6 +60,8 @@ from kdvision.tasks.base import main_output
 FEATURE_LOSSES = ("attention", "l2")
 #: parameters that shape the modules built in setup; stages may not change them later
 BUILD_PARAMS = ("width", "feature_loss", "stages")
+#: (alpha, beta, temperature) when unset: classification (CIFAR-100) and dense prediction (segmentation)
+DEFAULT_WEIGHTS = {"classification": (2.0, 100.0, 4.0), "dense": (1.0, 50.0, 1.0)}
 
 
 def feature_regressor(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -57,9 +77,9 @@ class FRSKD(Method):
 
     @dataclass
     class Params:
-        alpha: float = 2.0
-        beta: float = 100.0
-        temperature: float = 4.0
+        alpha: float | None = None  # None: 2 (classification) / 1 (segmentation)
+        beta: float | None = None  # None: 100 / 50
+        temperature: float | None = None  # None: 4 / 1
         width: int = 2
         feature_loss: str = "attention"  # attention | l2
         stages: list[str] = field(default_factory=list)  # student module paths; default student.stages
@@ -81,6 +101,13 @@ class FRSKD(Method):
         self.taps = FeatureTaps(student, stages, owner="student")
         self.self_teacher = None  # built in setup, from the stage shapes of a first batch
         self.feature_regressors = None  # only for feature_loss "l2"
+        self.dense = False  # set in setup: the student predicts per-pixel logit maps
+
+    def weights(self) -> tuple[float, float, float]:
+        """(alpha, beta, temperature), unset ones from DEFAULT_WEIGHTS for the student's output kind."""
+        defaults = DEFAULT_WEIGHTS["dense" if self.dense else "classification"]
+        given = (self.params.alpha, self.params.beta, self.params.temperature)
+        return tuple(float(d if g is None else g) for g, d in zip(given, defaults))
 
     def setup(self, batch):
         if self.self_teacher is not None:
@@ -95,9 +122,13 @@ class FRSKD(Method):
             if f.dim() != 4:
                 raise UserError(f"frskd: stage '{path}' of the student gives shape {tuple(f.shape)}; "
                                 f"the self-teacher needs [batch, channels, height, width] maps")
+        if logits.dim() not in (2, 4):
+            raise UserError(f"frskd: the student's output has shape {tuple(logits.shape)}; expected class "
+                            f"logits [batch, classes] or per-pixel logits [batch, classes, height, width]")
+        self.dense = logits.dim() == 4
         device = features[0].device
         self_teacher = frskd_self_teacher([f.shape[1] for f in features], logits.shape[1],
-                                          self.params.width).to(device)
+                                          self.params.width, dense=self.dense).to(device)
         self_teacher.eval()
         try:
             with torch.no_grad():
@@ -124,13 +155,20 @@ class FRSKD(Method):
         if self.self_teacher is None:
             raise RuntimeError("frskd: setup(batch) must run before forward (it builds the self-teacher)")
         p = self.params
+        alpha, beta, temperature = self.weights()
         out = self.student(batch["input"])
         features = self.taps.take()
         refined, self_teacher_logits = self.self_teacher(features)
 
         losses = dict(self.task.loss(out, batch))
         losses.update({f"{k}_self_teacher": v for k, v in self.task.loss(self_teacher_logits, batch).items()})
-        losses["kd"] = p.alpha * kd_loss(main_output(out), self_teacher_logits.detach(), p.temperature)
+        if self.dense:  # per-pixel KD at the label size (self-teacher side detached)
+            size = batch["target"].shape[-2:]
+            kd = pixel_kd_loss(to_label_size(main_output(out), size),
+                               to_label_size(self_teacher_logits.detach(), size), temperature, "pixel")
+        else:
+            kd = kd_loss(main_output(out), self_teacher_logits.detach(), temperature)
+        losses["kd"] = alpha * kd
         activated = [F.relu(f) for f in features]  # identity for post-ReLU stages
         if p.feature_loss == "attention":
             feature = sum(at_loss(f, t.detach()) for f, t in zip(activated, refined))
@@ -139,5 +177,5 @@ class FRSKD(Method):
                 raise UserError("frskd: method.feature_loss 'l2' must be set from the start (setup builds its regressors)")
             feature = sum(fitnet_loss(r(f), t.detach())
                           for r, f, t in zip(self.feature_regressors, activated, refined))
-        losses["feature"] = p.beta * feature
+        losses["feature"] = beta * feature
         return out, losses

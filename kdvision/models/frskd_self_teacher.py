@@ -10,6 +10,9 @@ BiFPN layer): with R = ReLU and d_i = width * c_i,
   T_1  = P_1;  T_i = Fuse_i(w1 R(L'_i) + w2 R(P_i) + w3 Down(R(T_{i-1})))    bottom-up
        T_n = Fuse_n(w1 R(L'_n) + w2 Down(R(T_{n-1})))
   outputs R(T_1..T_n); logits = linear(global-average-pool(R(T_n))).
+For dense prediction (``dense=True``, FRSKD on segmentation networks) the head is per pixel
+instead: logits = conv1x1(R(T_n)) at T_n's resolution, [B, classes, h_n, w_n] (the linear
+classifier applied at every position, no pooling).
 1x1 block = conv1x1 (no bias) -> BN -> ReLU. Fuse = depthwise-separable 3x3 block of depth 2
 (dw3x3 -> pw1x1 -> BN, then ReLU -> dw3x3 -> pw1x1 -> BN). Up = nearest resize then a 1x1 block
 d_{i+1} -> d_i; Down = 3x3 max-pool with TF-"same" padding then a 1x1 block d_{i-1} -> d_i.
@@ -81,7 +84,8 @@ def same_max_pool_to(x: torch.Tensor, size: tuple[int, int], kernel: int = 3) ->
 class FRSKDSelfTeacher(nn.Module):
     """Self-teacher over stage features C_1..C_n (highest resolution first)."""
 
-    def __init__(self, channels: list[int], num_classes: int, width: int = 2, fusion_depth: int = 2):
+    def __init__(self, channels: list[int], num_classes: int, width: int = 2, fusion_depth: int = 2,
+                 dense: bool = False):
         super().__init__()
         if not channels:
             raise ValueError("the FRSKD self-teacher needs at least one stage")
@@ -97,7 +101,8 @@ class FRSKDSelfTeacher(nn.Module):
         self.downsample_proj = nn.ModuleList(conv1x1_bn_relu(d[i - 1], d[i]) for i in range(1, n))
         self.bottom_up_weights = nn.ModuleList(FastNormalizedFusion(3 if i < n - 1 else 2) for i in range(1, n))
         self.bottom_up_fuse = nn.ModuleList(separable_fusion_block(d[i], fusion_depth) for i in range(1, n))
-        self.fc = nn.Linear(d[-1], num_classes)
+        self.dense = dense
+        self.fc = nn.Conv2d(d[-1], num_classes, 1) if dense else nn.Linear(d[-1], num_classes)
 
     def forward(self, features: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
         if len(features) != len(self.channels):
@@ -120,10 +125,13 @@ class FRSKDSelfTeacher(nn.Module):
             t.append(self.bottom_up_fuse[i - 1](self.bottom_up_weights[i - 1](inputs)))
 
         refined = [F.relu(x) for x in t]
+        if self.dense:
+            return refined, self.fc(refined[-1])
         logits = self.fc(F.adaptive_avg_pool2d(refined[-1], 1).flatten(1))
         return refined, logits
 
 
-def frskd_self_teacher(channels: list[int], num_classes: int, width: int = 2) -> FRSKDSelfTeacher:
-    """The FRSKD self-teacher for stage channels ``channels`` (e.g. [64, 128, 256, 512]), d_i = width * c_i."""
-    return FRSKDSelfTeacher(list(channels), num_classes, width)
+def frskd_self_teacher(channels: list[int], num_classes: int, width: int = 2, dense: bool = False) -> FRSKDSelfTeacher:
+    """The FRSKD self-teacher for stage channels ``channels`` (e.g. [64, 128, 256, 512]), d_i = width * c_i;
+    ``dense=True``: per-pixel logits (a 1x1 conv on R(T_n)) for segmentation networks."""
+    return FRSKDSelfTeacher(list(channels), num_classes, width, dense=dense)
