@@ -15,7 +15,8 @@ bench() { local name=$1; shift; echo "== $name: kdvision $*" >&2; $PY -m kdvisio
 # 1. overhead: resnet56 -> resnet20, batch 64, 32x32, the trainer's own train_step
 bench overhead_fp32 bench overhead "${T[@]}"
 bench overhead_fp32_default_malloc bench overhead --default-malloc "${T[@]}"
-# 3. precision and memory layout (CPU autocast)
+# 3. precision and memory layout (CPU autocast); fp32 and bf16 also timed in the same rounds
+bench overhead_precision bench overhead --precision fp32,bf16 "${T[@]}"
 bench overhead_bf16 bench overhead --precision bf16 "${T[@]}"
 bench overhead_fp32_channels_last bench overhead --channels-last "${T[@]}"
 bench overhead_bf16_channels_last bench overhead --precision bf16 --channels-last "${T[@]}"

@@ -35,8 +35,17 @@ def overhead_section(folder: Path) -> list[str]:
     for label, r in found:
         out.append(f"| {label} | {r['student_step_ms']:.1f} | {r['teacher_step_ms']:.1f} | "
                    f"{r['distill_step_ms']:.1f} | **{r['overhead_ratio']:.3f}** |")
+    both = load(folder, "overhead_precision")
     fp32, bf16 = load(folder, "overhead_fp32"), load(folder, "overhead_bf16")
-    if fp32 and bf16:
+    if both:
+        sp = both["speedup"]["bf16"]
+        b = both["by_precision"]
+        out += ["", f"bf16 autocast vs fp32, timed in the same interleaved rounds ({both['setting']['steps']} rounds): "
+                    f"distill step {b['fp32']['distill_step_ms']:.1f} -> {b['bf16']['distill_step_ms']:.1f} ms, "
+                    f"**{sp['distill']:.2f}x faster** (student step {sp['student']:.2f}x, teacher forward "
+                    f"{sp['teacher']:.2f}x); overhead_ratio fp32 {b['fp32']['overhead_ratio']:.3f}, "
+                    f"bf16 {b['bf16']['overhead_ratio']:.3f}."]
+    elif fp32 and bf16:
         out += ["", f"bf16 speed-up of the distill step on this CPU: "
                     f"**{fp32['distill_step_ms'] / bf16['distill_step_ms']:.2f}x** "
                     f"(student step {fp32['student_step_ms'] / bf16['student_step_ms']:.2f}x, "
@@ -52,22 +61,20 @@ def cache_section(folder: Path) -> list[str]:
     a = r["test_acc"]
     out = ["## Teacher-output cache (`kdvision bench cache`)", "",
            f"`{r['config']}`, epochs: {r['epochs']}, {r['seeds']} seeds, {r['views']} recorded views"
-           f"{'' if r['topk'] is None else ', top-' + str(r['topk'])}; median training time per epoch (first epoch "
-           f"excluded); test accuracy of the final epoch, mean +- std over seeds. Goal: cached_ratio <= {r['goal']}.",
+           f"{'' if r['topk'] is None else ', top-' + str(r['topk'])}; training time per epoch: median of "
+           f"{r.get('timed_rounds', '?')} epochs of the three kinds run interleaved (seed 0); test accuracy of the final epoch, mean +- std over seeds. Goal: cached_ratio <= {r['goal']}.",
            "", "| run | s / epoch | test acc (%) | per seed |", "|---|---:|---:|---|"]
     for label, key, t in (("student alone", "student", "student_epoch_s"),
                           ("KD, live teacher", "kd_uncached", "uncached_epoch_s"),
                           ("KD, cached teacher", "kd_cached", "cached_epoch_s")):
         out.append(f"| {label} | {r[t]:.2f} | {a[key]['mean']:.2f} +- {a[key]['std']:.2f} | "
                    f"{', '.join(f'{v:.2f}' for v in a[key]['per_seed'])} |")
-    if "cached_ratio_fastest" in r:
-        out += ["", f"Fastest epoch of each kind instead of the median (less disturbed by other load): "
-                    f"cached_ratio {r['cached_ratio_fastest']:.3f}, speed-up {r['speedup_vs_uncached_fastest']:.2f}x."]
     out += ["", f"cached_ratio = cached / student = **{r['cached_ratio']:.3f}**; speed-up over the live teacher "
                 f"**{r['speedup_vs_uncached']:.2f}x** per epoch; the cache was built once in {r['cache_build_s']:.1f} s "
                 f"({r['cache_mib']:.2f} MiB).",
             f"Accuracy, cached - live: {r['cached_minus_uncached']:+.2f} points (2 standard errors "
-            f"{r['two_standard_errors']:.2f}): {'not worse beyond seed noise' if r['accuracy_ok'] else 'WORSE'}.",
+            f"{r['two_standard_errors']:.2f}): " + {True: "not worse beyond seed noise", False: "WORSE",
+                                                   None: "one seed, no noise estimate"}[r["accuracy_ok"]] + ".",
             "", f"Machine: {machine_line(r['machine'])}.", ""]
     return out
 
@@ -93,8 +100,11 @@ def profile_section(folder: Path) -> list[str]:
 def main(folder: str) -> None:
     f = Path(folder)
     lines = ["# Speed and scale benchmarks (issue 7)", "",
-             "Produced by `benchmarks/speed.sh` (JSON in `benchmarks/results/speed/`). No GPU figures: "
-             "no GPU was available to this measurement.", ""]
+             "Produced by `benchmarks/speed.sh` (JSON in `benchmarks/results/speed/`; `THREADS=1 benchmarks/speed.sh` "
+             "on a shared machine). No GPU figures: no GPU was available to this measurement.", "",
+             "The teacher-output cache (`teacher_cache:` in a config) serves methods that only need the teacher's "
+             "final output (`uses_teacher_logits_only`: kd) on data sets whose augmentation can be replayed "
+             "(digits, CIFAR-10/100).", ""]
     lines += overhead_section(f) + cache_section(f) + profile_section(f)
     print("\n".join(lines))
 

@@ -299,8 +299,9 @@ def fmt_mean_std(pair: tuple[float, float | None]) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = ["| recipe | student | method | parameters | test acc, final epoch (%) | "
-             "test acc, best-val epoch (%) | epochs | wall time / run (s) | seeds |",
+    metric = rows[0]["metric"] if rows else "acc"  # the task's metric, summary.json["metric"]
+    lines = [f"| recipe | student | method | parameters | test {metric}, final epoch (%) | "
+             f"test {metric}, best-val epoch (%) | epochs | wall time / run (s) | seeds |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         params = f"{r['parameters']:,}" if isinstance(r["parameters"], int) else "-"
@@ -332,7 +333,7 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
         "",
         format_table(rows),
         "",
-        "Per seed, test accuracy final epoch / best-val epoch (%):",
+        f"Per seed, test {metric} final epoch / best-val epoch (%):",
         "",
         format_per_seed(rows, seeds),
         "",

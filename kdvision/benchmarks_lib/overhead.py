@@ -34,7 +34,8 @@ def add_arguments(p) -> None:
     p.add_argument("--size", type=int, default=32, help="input height and width")
     p.add_argument("--steps", type=int, default=30, help="timed rounds (each times all three steps)")
     p.add_argument("--warmup", type=int, default=5, help="untimed rounds first")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="fp32",
+                   help="fp32, bf16 or fp16 (autocast); a list such as fp32,bf16 times them in the same rounds")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile-teacher", action="store_true", help="torch.compile the teacher (as train.compile_teacher)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -66,10 +67,17 @@ def build_methods(teacher: str, student: str, method: str, num_classes: int):
 def measure(teacher="resnet56", student="resnet20", method="kd", num_classes=100, batch=64, size=32, steps=30,
             warmup=5, precision="fp32", channels_last=False, compile_teacher=False, device="cpu",
             default_malloc=False) -> dict:
+    """Time the three steps; ``precision`` may list several ("fp32,bf16"), all timed in the same rounds.
+
+    With one precision the result holds distill_step_ms, student_step_ms, teacher_step_ms and
+    overhead_ratio; with several, ``by_precision`` holds that for each, and ``speedup`` each
+    one's step-time ratio against the first.
+    """
     from kdvision.config import OptimizerConfig
     from kdvision.engine.optim import build_optimizer
     from kdvision.engine.trainer import autocast_factory, pick_device, to_device, train_step
 
+    precisions = [p.strip() for p in precision.split(",") if p.strip()]
     dev = pick_device(device)
     kept = False
     if dev.type == "cpu" and not default_malloc:
@@ -80,9 +88,7 @@ def measure(teacher="resnet56", student="resnet20", method="kd", num_classes=100
     distill, alone = build_methods(teacher, student, method, num_classes)
     data = {"input": torch.randn(batch, 3, size, size), "target": torch.randint(0, num_classes, (batch,))}
     data = to_device(data, dev, channels_last)
-    autocast = autocast_factory(dev, precision)
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and dev.type == "cuda" else None
-    steppers = {}
+    optimizers = {}
     for name, m in (("distill", distill), ("student", alone)):
         m.to(dev)
         if channels_last:
@@ -90,40 +96,59 @@ def measure(teacher="resnet56", student="resnet20", method="kd", num_classes=100
         if compile_teacher:
             for i, t in enumerate(m.teachers):
                 m.teachers[i] = torch.compile(t)
-        with autocast():
-            m.setup(data)
+        m.setup(data)
         m.train()
-        opt = build_optimizer(OptimizerConfig(), m.param_groups())
-        extra = m.extra_optimizers()
-        steppers[name] = (lambda m=m, opt=opt, extra=extra: train_step(m, data, opt, extra, autocast, scaler))
+        optimizers[name] = (build_optimizer(OptimizerConfig(), m.param_groups()), m.extra_optimizers())
+    steppers = {}
+    for prec in precisions:
+        autocast = autocast_factory(dev, prec)
+        scaler = torch.amp.GradScaler("cuda") if prec == "fp16" and dev.type == "cuda" else None
+        for name, m in (("distill", distill), ("student", alone)):
+            opt, extra = optimizers[name]
+            steppers[(name, prec)] = (lambda m=m, opt=opt, extra=extra, a=autocast, sc=scaler:
+                                      train_step(m, data, opt, extra, a, sc))
 
-    def teacher_step():
-        with autocast():
-            distill.run_teacher(data["input"])
+        def teacher_step(a=autocast):
+            with a():
+                distill.run_teacher(data["input"])
 
-    steppers["teacher"] = teacher_step
-    order = ["student", "teacher", "distill"]
+        steppers[("teacher", prec)] = teacher_step
+    order = [(k, prec) for prec in precisions for k in ("student", "teacher", "distill")]
     sync = synchronizer(dev)
-    times: dict[str, list[float]] = {k: [] for k in order}
+    times: dict[tuple, list[float]] = {k: [] for k in order}
     for r in range(warmup + steps):
-        rotated = order[r % 3:] + order[:r % 3]
-        for name in rotated:
-            seconds = time_call(steppers[name], sync)
+        shift = r % len(order)
+        for key in order[shift:] + order[:shift]:  # rotating order: no step always runs first
+            seconds = time_call(steppers[key], sync)
             if r >= warmup:
-                times[name].append(seconds)
-    student_ms, teacher_ms, distill_ms = (median_ms(times[k]) for k in order)
-    return {
-        "distill_step_ms": distill_ms,
-        "student_step_ms": student_ms,
-        "teacher_step_ms": teacher_ms,
-        "overhead_ratio": round(distill_ms / (student_ms + teacher_ms), 4),
-        "goal": GOAL,
-        "setting": {"teacher": teacher, "student": student, "method": method, "batch": batch, "size": size,
-                    "num_classes": num_classes, "precision": precision, "channels_last": channels_last,
-                    "compile_teacher": compile_teacher, "device": str(dev), "steps": steps, "warmup": warmup,
-                    "malloc_tuned": kept},
-        "machine": machine(),
-    }
+                times[key].append(seconds)
+    by_precision = {}
+    for prec in precisions:
+        student_ms, teacher_ms, distill_ms = (median_ms(times[(k, prec)]) for k in ("student", "teacher", "distill"))
+        by_precision[prec] = {"distill_step_ms": distill_ms, "student_step_ms": student_ms,
+                              "teacher_step_ms": teacher_ms,
+                              "overhead_ratio": round(distill_ms / (student_ms + teacher_ms), 4)}
+    setting = {"teacher": teacher, "student": student, "method": method, "batch": batch, "size": size,
+               "num_classes": num_classes, "precision": precision, "channels_last": channels_last,
+               "compile_teacher": compile_teacher, "device": str(dev), "steps": steps, "warmup": warmup,
+               "malloc_tuned": kept}
+    if len(precisions) == 1:
+        return {**by_precision[precisions[0]], "goal": GOAL, "setting": setting, "machine": machine()}
+    base = by_precision[precisions[0]]
+    speedup = {prec: {k: round(base[f"{k}_step_ms"] / r[f"{k}_step_ms"], 3) for k in ("distill", "student", "teacher")}
+               for prec, r in by_precision.items()}
+    return {"by_precision": by_precision, "speedup": speedup, "goal": GOAL, "setting": setting, "machine": machine()}
+
+
+def lines_for(r: dict, s: dict, precision: str) -> list[str]:
+    verdict = "within" if r["overhead_ratio"] <= GOAL else "ABOVE"
+    return [
+        f"[{precision}] student step  {r['student_step_ms']:9.1f} ms",
+        f"[{precision}] teacher step  {r['teacher_step_ms']:9.1f} ms",
+        f"[{precision}] distill step  {r['distill_step_ms']:9.1f} ms",
+        f"[{precision}] overhead_ratio = distill / (student + teacher) = {r['overhead_ratio']:.3f} "
+        f"({verdict} the goal {GOAL})",
+    ]
 
 
 def run(args) -> int:
@@ -133,15 +158,17 @@ def run(args) -> int:
                 args.warmup, args.precision, args.channels_last, args.compile_teacher, args.device,
                 args.default_malloc)
     s = r["setting"]
-    verdict = "within" if r["overhead_ratio"] <= GOAL else "ABOVE"
-    lines = [
-        f"{s['teacher']} -> {s['student']} ({s['method']}), batch {s['batch']}, {s['size']}x{s['size']}, "
-        f"{s['precision']}{', channels_last' if s['channels_last'] else ''}, {s['device']}, "
-        f"median of {s['steps']} rounds",
-        f"student step  {r['student_step_ms']:9.1f} ms",
-        f"teacher step  {r['teacher_step_ms']:9.1f} ms",
-        f"distill step  {r['distill_step_ms']:9.1f} ms",
-        f"overhead_ratio = distill / (student + teacher) = {r['overhead_ratio']:.3f} ({verdict} the goal {GOAL})",
-    ]
+    lines = [f"{s['teacher']} -> {s['student']} ({s['method']}), batch {s['batch']}, {s['size']}x{s['size']}, "
+             f"{'channels_last, ' if s['channels_last'] else ''}{s['device']}, {torch.get_num_threads()} threads, "
+             f"median of {s['steps']} rounds"]
+    if "by_precision" in r:
+        first = next(iter(r["by_precision"]))
+        for prec, one in r["by_precision"].items():
+            lines += lines_for(one, s, prec)
+        for prec, sp in list(r["speedup"].items())[1:]:
+            lines.append(f"{prec} vs {first}: distill step {sp['distill']:.2f}x faster (student step "
+                         f"{sp['student']:.2f}x, teacher forward {sp['teacher']:.2f}x)")
+    else:
+        lines += lines_for(r, s, s["precision"])
     report(r, args.json, lines)
     return 0
