@@ -88,11 +88,14 @@ def build_method(cfg: Config, task: Task, teachers: list[nn.Module]) -> Method:
     return cls(student, teachers, task, params, teacher_domains=domains)
 
 
-def validate_method(cfg: Config, cls: type[Method]) -> None:
-    """Teacher count, method parameters and stage overrides: checked before anything trains."""
+def validate_method(cfg: Config, cls: type[Method], dataset_info: dict | None = None) -> None:
+    """Teacher count, method parameters and stage overrides: checked before anything trains;
+    with the data's facts (``Task.dataset_info()``), also the method's own ``validate``."""
     check_teacher_count(cfg, cls)
     params_from_dict(cls.Params, cfg.method, "method", cfg.source)
     validate_stages(cfg, cls)
+    if dataset_info is not None:
+        cls.validate(cfg, dataset_info)
 
 
 def validate_stages(cfg: Config, cls: type[Method]) -> None:

@@ -155,7 +155,7 @@ class Trainer:
         self.task = build.build_task(cfg)
         self.datasets = self.task.datasets()
         cls = build.method_class(cfg)
-        build.validate_method(cfg, cls)  # before any teacher recipe trains
+        build.validate_method(cfg, cls, self.task.dataset_info())  # before any teacher recipe trains
         if cfg.teacher_cache is not None:
             from kdvision.cache import attach
 

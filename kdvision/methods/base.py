@@ -46,6 +46,14 @@ class Method(nn.Module):
         self.params = params
 
     # -- lifecycle ---------------------------------------------------------------
+    @classmethod
+    def validate(cls, cfg, dataset_info: dict[str, Any]) -> None:
+        """Check the config against the data before anything trains (no teacher is built yet).
+
+        ``dataset_info`` is the task's facts about the training data (e.g. "num_classes",
+        "domains"). Raise ``UserError`` naming the config key. Default: nothing to check.
+        """
+
     def setup(self, batch: dict[str, Any]) -> None:
         """Build shape-dependent connectors from a first batch (default: nothing to build)."""
 

@@ -81,6 +81,21 @@ def inverse_projector(hidden: int, cout: int) -> nn.Sequential:
     return p
 
 
+def check_domains(teacher_domains: list, data_domains: list, data_name, where: str = "") -> None:
+    """One teacher per weather type of the data, and no teacher for a type the data lacks."""
+    dup = sorted({d for d in teacher_domains if teacher_domains.count(d) > 1})
+    if dup:
+        raise UserError(f"{where}teachers: more than one teacher serves '{dup[0]}'")
+    for k, d in enumerate(teacher_domains):
+        if d not in data_domains:
+            raise UserError(f"{where}teachers[{k}].domain '{d}' is not a weather type of data '{data_name}' "
+                            f"(it has: {', '.join(data_domains)})")
+    unserved = [d for d in data_domains if d not in teacher_domains]
+    if unserved:
+        raise UserError(f"{where}data '{data_name}' has '{unserved[0]}' samples but no teacher serves them "
+                        f"(teachers serve: {', '.join(teacher_domains)})")
+
+
 def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
     if value not in allowed:
         raise UserError(f"method.{key} must be one of {', '.join(allowed)}, got '{value}'")
@@ -132,17 +147,24 @@ class TwoStageKnowledgeLearning(Method):
                             f"(domains); tkl needs a multi-weather data set")
         return list(domains)
 
+    @classmethod
+    def validate(cls, cfg, dataset_info):
+        """Before any teacher recipe trains: every teacher names a weather type of the data, one
+        teacher per type, and every type of the data has its teacher."""
+        teacher_domains = [t.domain for t in cfg.all_teachers()]
+        for k, d in enumerate(teacher_domains):
+            if not d:
+                raise UserError(f"{cfg.source}: teachers[{k}].domain is missing: tkl needs the weather type "
+                                f"each teacher serves")
+        domains = dataset_info.get("domains")
+        if not domains:
+            raise UserError(f"{cfg.source}: data '{cfg.data.get('name')}' names no weather types (domains); "
+                            f"tkl needs a multi-weather data set")
+        check_domains(teacher_domains, list(domains), cfg.data.get("name"), f"{cfg.source}: ")
+
     def _resolve_routing(self) -> None:
         self.domains = self._data_domains()
-        data_name = self.task.cfg.data.get("name")
-        for k, d in enumerate(self.teacher_domains):
-            if d not in self.domains:
-                raise UserError(f"teachers[{k}].domain '{d}' is not a weather type of data '{data_name}' "
-                                f"(it has: {', '.join(self.domains)})")
-        unserved = [d for d in self.domains if d not in self.teacher_domains]
-        if unserved:
-            raise UserError(f"data '{data_name}' has '{unserved[0]}' samples but no teacher serves them "
-                            f"(teachers serve: {', '.join(self.teacher_domains)})")
+        check_domains(self.teacher_domains, self.domains, self.task.cfg.data.get("name"))
         self.domain_to_teacher = {self.domains.index(d): k for k, d in enumerate(self.teacher_domains)}
 
     @torch.no_grad()

@@ -96,11 +96,18 @@ class RestorationTask(Task):
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loader, device: torch.device, autocast) -> dict[str, Any]:
         """{"psnr", "ssim" (means over images), "psnr_std", "ssim_std", "images", "colour",
-        "self_ensemble"}."""
+        "self_ensemble"}.
+
+        When the batches carry "domain" (the weather type, multi-weather data), also the means
+        per type, named by the data set's ``domains`` ("psnr_haze", "ssim_rain", ...; "domain<i>"
+        if the data set names none), and their unweighted mean over the types present
+        ("psnr_domain_mean", "ssim_domain_mean": the "average" column of the two-stage paper's
+        tables; equal to "psnr" / "ssim" when every type has as many test images).
+        """
         was_training = model.training
         model.eval()
         colour = self.options.colour
-        psnrs, ssims = [], []
+        psnrs, ssims, domains = [], [], []
         for batch in loader:
             x = batch["input"].to(device, non_blocking=True)
             y = batch["target"].to(device, non_blocking=True).float()
@@ -109,13 +116,18 @@ class RestorationTask(Task):
             out = out.float()
             psnrs.append(psnr_per_image(out, y, 1.0, colour).cpu())
             ssims.append(ssim_per_image(out, y, 1.0, colour).cpu())
+            if "domain" in batch:
+                domains.append(torch.as_tensor(batch["domain"]).view(-1).long().cpu())
         model.train(was_training)
         if not psnrs:
             raise UserError(f"{self.cfg.source}: the evaluation split of '{self.cfg.data['name']}' is empty")
         p, s = torch.cat(psnrs), torch.cat(ssims)
-        return {"psnr": float(p.mean()), "ssim": float(s.mean()),
-                "psnr_std": float(p.std(unbiased=False)), "ssim_std": float(s.std(unbiased=False)),
-                "images": int(p.numel()), "colour": colour, "self_ensemble": self.options.self_ensemble}
+        result = {"psnr": float(p.mean()), "ssim": float(s.mean()),
+                  "psnr_std": float(p.std(unbiased=False)), "ssim_std": float(s.std(unbiased=False)),
+                  "images": int(p.numel()), "colour": colour, "self_ensemble": self.options.self_ensemble}
+        if domains and len(domains) == len(psnrs):
+            result.update(per_domain_means(p, s, torch.cat(domains), getattr(loader, "dataset", None)))
+        return result
 
     # -- pictures ------------------------------------------------------------------
     @torch.no_grad()
@@ -141,3 +153,21 @@ class RestorationTask(Task):
             rows.append(np.concatenate([images[0], gap, images[1], gap, images[2]], axis=1))
             rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
         return np.concatenate(rows[:-1], axis=0)
+
+
+def per_domain_means(psnr: torch.Tensor, ssim: torch.Tensor, domain: torch.Tensor, dataset=None) -> dict[str, float]:
+    """Per-image values grouped by domain index: {"psnr_<name>", "ssim_<name>", "images_<name>"}
+    for each domain present, plus "psnr_domain_mean" / "ssim_domain_mean" (mean over domains)."""
+    names = list(getattr(dataset, "domains", None) or [])
+    out: dict[str, float] = {}
+    p_means, s_means = [], []
+    for d in sorted(int(i) for i in domain.unique().tolist()):
+        name = names[d] if 0 <= d < len(names) else f"domain{d}"
+        mask = domain == d
+        p_means.append(float(psnr[mask].mean()))
+        s_means.append(float(ssim[mask].mean()))
+        out[f"psnr_{name}"], out[f"ssim_{name}"] = p_means[-1], s_means[-1]
+        out[f"images_{name}"] = int(mask.sum())
+    out["psnr_domain_mean"] = sum(p_means) / len(p_means)
+    out["ssim_domain_mean"] = sum(s_means) / len(s_means)
+    return out
