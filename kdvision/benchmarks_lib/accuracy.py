@@ -251,6 +251,16 @@ def teachers_info(teachers: list[SharedTeacher], dirs: dict) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- results
+#: the unit each task metric is reported in (summary.json "metric")
+UNITS = {"acc": "%", "miou": "%", "psnr": "dB"}
+#: a second metric reported beside the main one when the runs' test results hold it
+SECONDARY = {"psnr": "ssim"}
+
+
+def unit(metric: str) -> str:
+    return f" ({UNITS[metric]})" if metric in UNITS else ""
+
+
 def mean_std(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (n - 1); no std for a single value."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
@@ -271,6 +281,9 @@ def collect(out: Path, names: list[str], seeds: list[int]) -> list[dict]:
         metric = first["metric"]
         last = {s: float(v["test_last"][metric]) for s, v in summaries.items()}
         best = {s: float(v["test_best"][metric]) for s, v in summaries.items()}
+        second = SECONDARY.get(metric)
+        if second and not all(second in v["test_last"] and second in v["test_best"] for v in summaries.values()):
+            second = None
         student, method = _model_and_method(run_dir(out, name, next(iter(summaries))))
         rows.append({
             "recipe": name, "metric": metric, "student": student, "method": method, "seeds": sorted(summaries),
@@ -279,6 +292,11 @@ def collect(out: Path, names: list[str], seeds: list[int]) -> list[dict]:
             "parameters": first.get("student_parameters"),
             "wall_s": statistics.fmean(float(v["wall_s"]) for v in summaries.values()),
             "epochs": first.get("epochs"),
+            "second": second,
+            "second_last_mean_std": mean_std([float(v["test_last"][second]) for v in summaries.values()])
+            if second else None,
+            "second_best_mean_std": mean_std([float(v["test_best"][second]) for v in summaries.values()])
+            if second else None,
         })
     return rows
 
@@ -293,20 +311,27 @@ def _model_and_method(run: Path) -> tuple[str, str]:
     return (cfg.get("student") or {}).get("name", "-"), (cfg.get("method") or {}).get("name", "-")
 
 
-def fmt_mean_std(pair: tuple[float, float | None]) -> str:
+def fmt_mean_std(pair: tuple[float, float | None], digits: int = 2) -> str:
     m, s = pair
-    return f"{m:.2f} ± {s:.2f}" if s is not None else f"{m:.2f} ± n/a"
+    return f"{m:.{digits}f} ± {s:.{digits}f}" if s is not None else f"{m:.{digits}f} ± n/a"
 
 
 def format_table(rows: list[dict]) -> str:
     metric = rows[0]["metric"] if rows else "acc"  # the task's metric, summary.json["metric"]
-    lines = [f"| recipe | student | method | parameters | test {metric}, final epoch (%) | "
-             f"test {metric}, best-val epoch (%) | epochs | wall time / run (s) | seeds |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    second = next((r["second"] for r in rows if r.get("second")), None)  # e.g. SSIM beside PSNR
+    extra = f" test {second}, final epoch | test {second}, best-val epoch |" if second else ""
+    lines = [f"| recipe | student | method | parameters | test {metric}, final epoch{unit(metric)} | "
+             f"test {metric}, best-val epoch{unit(metric)} | epochs | wall time / run (s) | seeds |" + extra,
+             "|---|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if second else "")]
     for r in rows:
         params = f"{r['parameters']:,}" if isinstance(r["parameters"], int) else "-"
+        cells = ""
+        if second:
+            cells = (f" {fmt_mean_std(r['second_last_mean_std'], 4)} | {fmt_mean_std(r['second_best_mean_std'], 4)} |"
+                     if r.get("second") == second else " - | - |")
         lines.append(f"| {r['recipe']} | {r['student']} | {r['method']} | {params} | {fmt_mean_std(r['last_mean_std'])} | "
-                     f"{fmt_mean_std(r['best_mean_std'])} | {r['epochs']} | {r['wall_s']:.1f} | {len(r['seeds'])} |")
+                     f"{fmt_mean_std(r['best_mean_std'])} | {r['epochs']} | {r['wall_s']:.1f} | {len(r['seeds'])} |"
+                     + cells)
     return "\n".join(lines)
 
 
@@ -326,14 +351,14 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
     parts = [
         "# Accuracy benchmark",
         "",
-        f"Test {metric} (%) as mean ± sample standard deviation (n - 1) over the seeds each recipe finished "
+        f"Test {metric}{unit(metric)} as mean ± sample standard deviation (n - 1) over the seeds each recipe finished "
         f"(`seed=<s>` for s in {seeds[0]}..{seeds[-1]}). **Final epoch**: the weights after the last epoch "
         f"(summary.json `test_last`). **Best-val epoch**: the weights of the epoch with the best validation "
         f"{metric} (`test_best`). Wall time: mean over seeds of one run's training and testing.",
         "",
         format_table(rows),
         "",
-        f"Per seed, test {metric} final epoch / best-val epoch (%):",
+        f"Per seed, test {metric} final epoch / best-val epoch{unit(metric)}:",
         "",
         format_per_seed(rows, seeds),
         "",
@@ -385,7 +410,7 @@ def plot(rows: list[dict], path: Path) -> None:
     ax.set_xticks(x, [r["recipe"] for r in rows], rotation=20)
     metric = rows[0]["metric"] if rows else "acc"
     n = max((len(r["seeds"]) for r in rows), default=0)
-    ax.set_ylabel(f"test {metric} (%)")
+    ax.set_ylabel(f"test {metric}{unit(metric)}")
     ax.set_title(f"mean ± std over {n} seeds (dots: seeds; y axis from {floor:.0f})")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
