@@ -13,12 +13,10 @@ temperatures the tail is an approximation.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import torch
 
-from kdvision.cache.views import params_from_tensor
 from kdvision.engine.checkpoint import atomic_write
 from kdvision.errors import UserError
 
@@ -38,10 +36,13 @@ class TeacherCache:
         self.param_types = list(header["param_types"])
         self.params = tensors["params"]
         self.num_samples = self.params.shape[0]
+        self._params = self.params.numpy()  # fast scalar reads while replaying
+        self._cast = [{"bool": bool, "int": int, "float": float}[t] for t in self.param_types]
 
     # ------------------------------------------------------------------ replay
     def params_of(self, i: int, v: int) -> tuple:
-        return params_from_tensor(self.params[i, v], self.param_types)
+        row = self._params[i, v]
+        return tuple(cast(x.item()) for cast, x in zip(self._cast, row))
 
     def logits_of(self, i: int, v: int) -> torch.Tensor:
         """The teacher's logits for view v of sample i, as float32 (rebuilt from top-k if needed)."""
@@ -128,9 +129,3 @@ def check_settings(views: int, topk: int | None, dtype: str) -> None:
         raise UserError(f"teacher_cache.topk must be null or at least 1, got {topk}")
     if dtype not in DTYPES:
         raise UserError(f"teacher_cache.dtype must be one of {', '.join(DTYPES)}, got '{dtype}'")
-
-
-def storage_bytes(num_samples: int, views: int, classes: int, topk: int | None, dtype: str) -> int:
-    size = torch.finfo(DTYPES[dtype]).bits // 8
-    per_view = classes * size if topk is None else min(topk, classes) * (size + 2) + 4
-    return math.prod((num_samples, views)) * per_view

@@ -9,6 +9,7 @@ built by exactly the code that builds it in live training.
 from __future__ import annotations
 
 import copy
+import random
 
 import torch
 from torch.utils.data import Dataset
@@ -19,17 +20,6 @@ def replayable(dataset) -> bool:
         return False
     augment = dataset.augment
     return augment is None or (callable(getattr(augment, "params", None)) and callable(getattr(augment, "apply", None)))
-
-
-def params_tensor(params: tuple, types: list[str]) -> torch.Tensor:
-    if any(t == "float" for t in types):
-        return torch.tensor([float(p) for p in params], dtype=torch.float64)
-    return torch.tensor([int(p) for p in params], dtype=torch.int64)
-
-
-def params_from_tensor(row: torch.Tensor, types: list[str]) -> tuple:
-    cast = {"bool": bool, "int": int, "float": float}
-    return tuple(cast[t](v) for t, v in zip(types, row.tolist()))
 
 
 def param_types(params: tuple) -> list[str]:
@@ -89,8 +79,8 @@ class RecordingViews(Dataset):
 
 class CachedViews(Dataset):
     """The training set as the cache replays it: each item is one recorded view of the sample
-    (drawn at random from the global RNG, which the trainer seeds per epoch and per worker)
-    with that view's stored teacher logits in item["teacher_logits"]."""
+    (drawn with Python's ``random``, which the trainer seeds per epoch and per worker) with
+    that view's stored teacher logits in item["teacher_logits"]."""
 
     def __init__(self, dataset, cache):
         self.base = copy.copy(dataset)
@@ -114,5 +104,4 @@ class CachedViews(Dataset):
         return item
 
     def __getitem__(self, i: int) -> dict:
-        v = int(torch.randint(self.cache.views, ()).item()) if self.cache.views > 1 else 0
-        return self.view(i, v)
+        return self.view(i, random.randrange(self.cache.views))
