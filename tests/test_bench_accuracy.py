@@ -80,6 +80,19 @@ def test_shared_teacher_is_pointed_into_the_benchmark(tmp_path):
     assert data["teacher"]["overrides"] == ["data.train_size=50"]
 
 
+def test_a_benchmarked_teacher_recipe_is_the_teacher(tmp_path):
+    """teacher.yaml benchmarked at its own seed (0): the kd runs learn from that run, not a second teacher."""
+    digits = REPO / "configs" / "digits"
+    recipes = accuracy.recipe_names([digits / "teacher.yaml", digits / "kd.yaml"])
+    teachers, dirs = accuracy.shared_teachers(recipes, [], tmp_path / "runs", [0, 1])
+    assert teachers[0].same_as == ("teacher", 0)
+    assert accuracy.recipe_data(recipes[1], [], 1, dirs)["teacher"]["checkpoint"] == \
+        str(tmp_path / "runs" / "teacher" / "seed0")
+    teachers, dirs = accuracy.shared_teachers(recipes, [], tmp_path / "runs", [1, 2])  # seed 0 not benchmarked
+    assert teachers[0].same_as is None
+    assert dirs[teachers[0].recipe] == tmp_path / "runs" / "teachers" / "teacher"
+
+
 def test_same_stems_get_folder_names_and_overrides_are_kept(tmp_path):
     cifar = REPO / "configs" / "cifar100"
     names = [r.name for r in accuracy.recipe_names([cifar / "kd" / "vgg13_vgg8.yaml", cifar / "sp" / "vgg13_vgg8.yaml"])]

@@ -19,7 +19,9 @@ Teachers trained from a recipe (``teacher.recipe``) are trained once per benchma
 ``DIR/runs/teachers/<recipe name>`` (``teacher.checkpoint`` is pointed there, so a benchmark
 never reuses weights from elsewhere), before the runs that need them; they get the command
 line's overrides but not the seed: a teacher keeps its recipe's own seed, so every seed of a
-distillation recipe learns from the same teacher.
+distillation recipe learns from the same teacher. When the teacher recipe is itself one of the
+benchmarked recipes and its seed is among the seeds, that run is the teacher (same config, so
+the same weights) and nothing trains twice.
 """
 from __future__ import annotations
 
@@ -62,6 +64,7 @@ class SharedTeacher:
     name: str
     recipe: Path
     overrides: list[str] = field(default_factory=list)
+    same_as: tuple[str, int] | None = None  # (recipe, seed): a benchmarked run with exactly this config
 
 
 def split_arguments(items: list[str], overrides: list[str]) -> tuple[list[Path], list[str]]:
@@ -123,8 +126,14 @@ def teacher_recipe_path(config: Path, recipe: str) -> Path:
     return (path if path.is_absolute() else config.parent / path).resolve()
 
 
-def shared_teachers(recipes: list[Recipe], overrides: list[str], runs: Path) -> tuple[list[SharedTeacher], dict]:
-    """Every teacher recipe the recipes name, once each, and where it trains."""
+def shared_teachers(recipes: list[Recipe], overrides: list[str], runs: Path,
+                    seeds: list[int] = ()) -> tuple[list[SharedTeacher], dict]:
+    """Every teacher recipe the recipes name, once each, and where it trains.
+
+    When the teacher recipe is itself benchmarked (with no overrides of its own) and its own seed
+    is one of ``seeds``, that run has exactly the teacher's config: the teacher is that run
+    (``DIR/runs/<recipe>/seed<s>``) instead of a second, identical training.
+    """
     from kdvision.config import apply_overrides, load_yaml
 
     found: dict[Path, list[str]] = {}
@@ -142,10 +151,17 @@ def shared_teachers(recipes: list[Recipe], overrides: list[str], runs: Path) -> 
                 found[path] = own
     stems = [p.stem for p in found]
     teachers, dirs = [], {}
+    benchmarked = {r.path.resolve(): r.name for r in recipes}
     for path, own in found.items():
         name = path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}_{path.stem}"
-        teachers.append(SharedTeacher(name, path, own + list(overrides)))
+        teacher = SharedTeacher(name, path, own + list(overrides))
         dirs[path] = runs / "teachers" / name
+        if path in benchmarked and not own:
+            seed = apply_overrides(load_yaml(path), overrides).get("seed", 0)
+            if seed in seeds:
+                teacher.same_as = (benchmarked[path], seed)
+                dirs[path] = runs / benchmarked[path] / f"seed{seed}"
+        teachers.append(teacher)
     return teachers, dirs
 
 
@@ -201,27 +217,29 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     check_state(out, overrides)
     runs = out / RUNS
-    teachers, teacher_dirs = shared_teachers(recipes, overrides, runs)
+    teachers, teacher_dirs = shared_teachers(recipes, overrides, runs, seeds)
     # every config must validate before hours of training start
     cfgs = {(r.name, s): config_from_dict(recipe_data(r, overrides, s, teacher_dirs), str(r.path))
             for r in recipes for s in seeds}
     save_state(out, recipes, overrides, seeds)
     started = time.perf_counter()
-    total = len(teachers) + len(cfgs)
-    done = 0
+    # teachers first (a benchmarked run that is also the teacher trains first), then seed by seed,
+    # so an interrupted benchmark has every recipe at some seeds
+    jobs = []
     for t in teachers:
-        done += 1
-        target = teacher_dirs[t.recipe]
-        print(f"[bench {done}/{total}] shared teacher {t.name}: {t.recipe} -> {target}", flush=True)
-        summary, how = train_once(load_config(t.recipe, t.overrides), target, args.verbose)
-        print(f"[bench {done}/{total}] shared teacher {t.name}: {how}, {describe(summary)}", flush=True)
-    for s in seeds:  # seed by seed, so an interrupted benchmark has every recipe at some seeds
-        for r in recipes:
-            done += 1
-            target = run_dir(out, r.name, s)
-            summary, how = train_once(cfgs[(r.name, s)], target, args.verbose)
-            print(f"[bench {done}/{total}] {r.name} seed {s}: {how}, {describe(summary)}", flush=True)
-            write_results(out, [x.name for x in recipes], seeds, machine(), teachers_info(teachers, teacher_dirs))
+        if t.same_as:
+            jobs.append((f"{t.same_as[0]} seed {t.same_as[1]} (the shared teacher {t.name})", cfgs[t.same_as],
+                         teacher_dirs[t.recipe]))
+        else:
+            jobs.append((f"shared teacher {t.name}", load_config(t.recipe, t.overrides), teacher_dirs[t.recipe]))
+    first = {t.same_as for t in teachers if t.same_as}
+    jobs += [(f"{r.name} seed {s}", cfgs[(r.name, s)], run_dir(out, r.name, s))
+             for s in seeds for r in recipes if (r.name, s) not in first]
+    for i, (label, cfg, target) in enumerate(jobs, 1):
+        print(f"[bench {i}/{len(jobs)}] {label} -> {target}", flush=True)
+        summary, how = train_once(cfg, target, args.verbose)
+        print(f"[bench {i}/{len(jobs)}] {label}: {how}, {describe(summary)}", flush=True)
+        write_results(out, [x.name for x in recipes], seeds, machine(), teachers_info(teachers, teacher_dirs))
     print(f"[bench] {len(cfgs)} runs in {time.perf_counter() - started:.0f} s -> {out / 'results.md'}, "
           f"{out / 'results.png'}", flush=True)
     print()
@@ -246,6 +264,7 @@ def teachers_info(teachers: list[SharedTeacher], dirs: dict) -> list[dict]:
 
             seed = (yaml.safe_load(cfg_path.read_text()) or {}).get("seed")
         info.append({"name": t.name, "recipe": str(t.recipe), "dir": str(dirs[t.recipe]), "seed": seed,
+                     "same_as": t.same_as,
                      "summary": json.loads(summary_path.read_text()) if summary_path.is_file() else None})
     return info
 
@@ -346,7 +365,7 @@ def format_per_seed(rows: list[dict], seeds: list[int]) -> str:
 
 def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: list[dict]) -> str:
     total = sum(r["wall_s"] * len(r["seeds"]) for r in rows)
-    total += sum(t["summary"]["wall_s"] for t in teachers if t["summary"])
+    total += sum(t["summary"]["wall_s"] for t in teachers if t["summary"] and not t.get("same_as"))
     metric = rows[0]["metric"] if rows else "acc"
     parts = [
         "# Accuracy benchmark",
@@ -370,7 +389,9 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
             s = t["summary"]
             res = f"test {s['metric']} {s['test_last'][s['metric']]:.2f} (final epoch), " \
                   f"{s['test_best'][s['metric']]:.2f} (best-val epoch), {s['wall_s']:.0f} s" if s else "not trained yet"
-            parts.append(f"- `{t['name']}` from `{t['recipe']}`, seed {t['seed']}: {res}")
+            same = t.get("same_as")
+            where = f" (the same run as `{same[0]}` seed {same[1]})" if same else ""
+            parts.append(f"- `{t['name']}` from `{t['recipe']}`, seed {t['seed']}{where}: {res}")
         parts.append("")
     parts += [
         f"Total training time (sum over all runs{' and shared teachers' if teachers else ''}): {total:.0f} s "
