@@ -80,6 +80,14 @@ def test_shared_teacher_is_pointed_into_the_benchmark(tmp_path):
     assert data["teacher"]["overrides"] == ["data.train_size=50"]
 
 
+def test_a_teacher_checkpoint_named_on_the_command_line_is_kept(tmp_path):
+    recipes = accuracy.recipe_names([REPO / "configs" / "digits" / "kd.yaml"])
+    overrides = [f"teacher.checkpoint={tmp_path / 'mine'}"]
+    teachers, dirs = accuracy.shared_teachers(recipes, overrides, tmp_path / "runs", [0])
+    assert teachers == [] and dirs == {}
+    assert accuracy.recipe_data(recipes[0], overrides, 0, dirs)["teacher"]["checkpoint"] == str(tmp_path / "mine")
+
+
 def test_a_benchmarked_teacher_recipe_is_the_teacher(tmp_path):
     """teacher.yaml benchmarked at its own seed (0): the kd runs learn from that run, not a second teacher."""
     digits = REPO / "configs" / "digits"

@@ -21,7 +21,8 @@ never reuses weights from elsewhere), before the runs that need them; they get t
 line's overrides but not the seed: a teacher keeps its recipe's own seed, so every seed of a
 distillation recipe learns from the same teacher. When the teacher recipe is itself one of the
 benchmarked recipes and its seed is among the seeds, that run is the teacher (same config, so
-the same weights) and nothing trains twice.
+the same weights) and nothing trains twice. ``teacher.checkpoint=PATH`` on the command line
+opts out: that teacher is used (or trained there by the trainer) as the recipe says.
 """
 from __future__ import annotations
 
@@ -98,9 +99,12 @@ def recipe_names(paths: list[Path]) -> list[Recipe]:
     return [Recipe(n, p) for n, p in zip(names, paths)]
 
 
-def _teacher_entries(data: dict) -> list[dict]:
+def _teacher_entries(data: dict, overrides: list[str] = ()) -> list[dict]:
+    """The teachers trained from a recipe: those the benchmark trains and shares (a teacher whose
+    checkpoint the command line names, ``teacher.checkpoint=PATH``, is left as it is)."""
     entries = []
-    if isinstance(data.get("teacher"), dict):
+    named = any(o.split("=", 1)[0] == "teacher.checkpoint" for o in overrides)
+    if isinstance(data.get("teacher"), dict) and not named:
         entries.append(data["teacher"])
     if isinstance(data.get("teachers"), list):
         entries.extend(t for t in data["teachers"] if isinstance(t, dict))
@@ -113,7 +117,7 @@ def recipe_data(recipe: Recipe, overrides: list[str], seed: int | None, teacher_
 
     data = apply_overrides(load_yaml(recipe.path), list(overrides) + ([f"seed={seed}"] if seed is not None else []),
                            source=f"bench accuracy ({recipe.path})")
-    for t in _teacher_entries(data):
+    for t in _teacher_entries(data, overrides):
         if t.get("recipe"):
             target = teacher_dirs[teacher_recipe_path(recipe.path, t["recipe"])]
             t["checkpoint"] = str(target)
@@ -139,7 +143,7 @@ def shared_teachers(recipes: list[Recipe], overrides: list[str], runs: Path,
     found: dict[Path, list[str]] = {}
     for r in recipes:
         data = apply_overrides(load_yaml(r.path), overrides, source=f"bench accuracy ({r.path})")
-        for t in _teacher_entries(data):
+        for t in _teacher_entries(data, overrides):
             if t.get("recipe"):
                 path = teacher_recipe_path(r.path, t["recipe"])
                 if not path.is_file():
