@@ -134,3 +134,43 @@ def test_bench_accuracy_through_the_cli(tmp_path):
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("done before") == 2
     assert table_rows((out / "results.md").read_text())["tiny"][4] == cells[4]
+
+
+def test_a_run_another_process_holds_is_waited_for_not_retrained(tmp_path, capsys):
+    """Parallel invocations on one DIR: the second waits on the run's lock, then finds it finished."""
+    import fcntl
+    import threading
+
+    target = tmp_path / "runs" / "kd" / "seed0"
+    target.mkdir(parents=True)
+    lock = open(target.parent / ".seed0.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # "another process" is training kd seed 0
+    result = {}
+    waiter = threading.Thread(target=lambda: result.update(r=accuracy.train_once(None, target, False)))
+    waiter.start()
+    printed = ""
+    for _ in range(300):  # until it says it waits (it imports the trainer first)
+        printed += capsys.readouterr().out
+        if "waiting: another process is training" in printed:
+            break
+        waiter.join(timeout=0.1)
+    assert "waiting: another process is training" in printed
+    assert waiter.is_alive() and target.is_dir()  # still waiting, and it did not wipe the run
+    (target / "summary.json").write_text(json.dumps(fake_summary(95.0, 96.0, 1.0)))
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
+    waiter.join(timeout=10)
+    assert result["r"][1] == "done before" and result["r"][0]["test_last"]["acc"] == 95.0
+
+
+def test_results_cover_every_invocation_in_the_folder(tmp_path):
+    """One invocation per --first-seed, or recipes added later: results.md tabulates all finished runs."""
+    accuracy.save_state(tmp_path, [accuracy.Recipe("student", Path("s.yaml"))], [], [0])
+    write_run(tmp_path, "student", 0, fake_summary(90.0, 90.0, 1.0))
+    write_run(tmp_path, "student", 2, fake_summary(92.0, 92.0, 1.0))  # from a --first-seed 2 invocation
+    write_run(tmp_path, "kd", 1, fake_summary(93.0, 94.0, 1.0))  # a recipe another invocation added
+    assert accuracy.finished(tmp_path) == (["student", "kd"], [0, 1, 2])
+    accuracy.write_all_results(tmp_path, {"cpu": "x"})
+    cells = table_rows((tmp_path / "results.md").read_text())
+    assert cells["student"][4] == f"91.00 ± {np.std([90.0, 92.0], ddof=1):.2f}" and cells["student"][8] == "2"
+    assert cells["kd"][4] == "93.00 ± n/a"

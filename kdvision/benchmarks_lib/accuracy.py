@@ -13,7 +13,10 @@ into ``DIR/runs/<recipe>/seed<s>`` and writes
 It is resumable: a run with a summary.json is done and skipped, a run with a checkpoint is
 resumed (the trainer's exact resume), so re-running an interrupted command continues it. The
 command line's overrides are recorded in ``DIR/bench.json``; re-running with other overrides
-is refused, since their results would mix.
+is refused, since their results would mix. Several invocations may share one DIR at the same
+time (e.g. one per ``--first-seed``): each run and teacher is trained under a lock file, so a
+second process waits for it instead of training it again, and results.md always tabulates
+every recipe and seed finished in DIR.
 
 Teachers trained from a recipe (``teacher.recipe``) are trained once per benchmark, into
 ``DIR/runs/teachers/<recipe name>`` (``teacher.checkpoint`` is pointed there, so a benchmark
@@ -26,8 +29,12 @@ opts out: that teacher is used (or trained there by the trainer) as the recipe s
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
+import re
 import shutil
 import statistics
 import time
@@ -174,18 +181,49 @@ def run_dir(out: Path, name: str, seed: int) -> Path:
     return out / RUNS / name / f"seed{seed}"
 
 
+@contextlib.contextmanager
+def locked(path: Path, waiting: str | None = None):
+    """Hold an exclusive lock on ``path`` (created if missing); released when the process ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def train_once(cfg, target: Path, verbose: bool) -> tuple[dict, str]:
-    """Train into ``target`` unless it is finished; resume it when it holds a checkpoint."""
+    """Train into ``target`` unless it is finished; resume it when it holds a checkpoint.
+
+    Under ``.<target>.lock`` beside it: a second process asking for the same run waits, then
+    finds it finished.
+    """
     from kdvision.engine.trainer import Trainer
 
-    summary = target / "summary.json"
-    if summary.is_file():
-        return json.loads(summary.read_text()), "done before"
-    resume = (target / "checkpoints" / "last.pt").is_file()
-    if target.exists() and not resume:
-        shutil.rmtree(target)  # interrupted before its first checkpoint: nothing to keep
-    Trainer(cfg, target, resume=resume, quiet=not verbose).fit()
-    return json.loads(summary.read_text()), "resumed" if resume else "trained"
+    with locked(target.parent / f".{target.name}.lock", f"[bench] waiting: another process is training {target}"):
+        summary = target / "summary.json"
+        if summary.is_file():
+            return json.loads(summary.read_text()), "done before"
+        resume = (target / "checkpoints" / "last.pt").is_file()
+        if target.exists() and not resume:
+            shutil.rmtree(target)  # interrupted before its first checkpoint: nothing to keep
+        Trainer(cfg, target, resume=resume, quiet=not verbose).fit()
+        return json.loads(summary.read_text()), "resumed" if resume else "trained"
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if isinstance(data, str):
+        tmp.write_text(data)
+    else:
+        tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def check_state(out: Path, overrides: list[str]) -> None:
@@ -198,14 +236,20 @@ def check_state(out: Path, overrides: list[str]) -> None:
                             f"choose another --out")
 
 
-def save_state(out: Path, recipes: list[Recipe], overrides: list[str], seeds: list[int]) -> None:
+def save_state(out: Path, recipes: list[Recipe], overrides: list[str], seeds: list[int],
+               teachers: list[SharedTeacher] = (), dirs: dict | None = None) -> None:
+    """Merge this invocation's recipes, seeds and shared teachers into DIR/bench.json."""
     state = out / STATE
-    old = json.loads(state.read_text()) if state.is_file() else {}
-    names = {r["name"]: r for r in old.get("recipes", [])}
-    names.update({r.name: {"name": r.name, "config": str(r.path)} for r in recipes})
-    new = {"overrides": list(overrides), "recipes": list(names.values()),
-           "seeds": sorted(set(old.get("seeds", [])) | set(seeds))}
-    state.write_text(json.dumps(new, indent=2) + "\n")
+    with locked(out / RUNS / ".bench.lock"):
+        old = json.loads(state.read_text()) if state.is_file() else {}
+        names = {r["name"]: r for r in old.get("recipes", [])}
+        names.update({r.name: {"name": r.name, "config": str(r.path)} for r in recipes})
+        shared = {t["name"]: t for t in old.get("teachers", [])}
+        shared.update({t.name: {"name": t.name, "recipe": str(t.recipe), "dir": str(dirs[t.recipe]),
+                                "same_as": list(t.same_as) if t.same_as else None} for t in teachers})
+        new = {"overrides": list(overrides), "recipes": list(names.values()),
+               "seeds": sorted(set(old.get("seeds", [])) | set(seeds)), "teachers": list(shared.values())}
+        write_atomic(state, json.dumps(new, indent=2) + "\n")
 
 
 def run(args) -> int:
@@ -225,7 +269,7 @@ def run(args) -> int:
     # every config must validate before hours of training start
     cfgs = {(r.name, s): config_from_dict(recipe_data(r, overrides, s, teacher_dirs), str(r.path))
             for r in recipes for s in seeds}
-    save_state(out, recipes, overrides, seeds)
+    save_state(out, recipes, overrides, seeds, teachers, teacher_dirs)
     started = time.perf_counter()
     # teachers first (a benchmarked run that is also the teacher trains first), then seed by seed,
     # so an interrupted benchmark has every recipe at some seeds
@@ -243,7 +287,7 @@ def run(args) -> int:
         print(f"[bench {i}/{len(jobs)}] {label} -> {target}", flush=True)
         summary, how = train_once(cfg, target, args.verbose)
         print(f"[bench {i}/{len(jobs)}] {label}: {how}, {describe(summary)}", flush=True)
-        write_results(out, [x.name for x in recipes], seeds, machine(), teachers_info(teachers, teacher_dirs))
+        write_all_results(out, machine())
     print(f"[bench] {len(cfgs)} runs in {time.perf_counter() - started:.0f} s -> {out / 'results.md'}, "
           f"{out / 'results.png'}", flush=True)
     print()
@@ -257,19 +301,18 @@ def describe(summary: dict) -> str:
             f"(best val epoch {summary['best_epoch']}), {summary['wall_s']:.0f} s")
 
 
-def teachers_info(teachers: list[SharedTeacher], dirs: dict) -> list[dict]:
-    info = []
-    for t in teachers:
-        summary_path = dirs[t.recipe] / "summary.json"
-        cfg_path = dirs[t.recipe] / "config.yaml"
-        seed = None
-        if cfg_path.is_file():
-            import yaml
+def teachers_info(entries: list[dict]) -> list[dict]:
+    """Shared teachers as recorded in bench.json, with their results when finished."""
+    import yaml
 
-            seed = (yaml.safe_load(cfg_path.read_text()) or {}).get("seed")
-        info.append({"name": t.name, "recipe": str(t.recipe), "dir": str(dirs[t.recipe]), "seed": seed,
-                     "same_as": t.same_as,
-                     "summary": json.loads(summary_path.read_text()) if summary_path.is_file() else None})
+    info = []
+    for t in entries:
+        run = Path(t["dir"])
+        seed = None
+        if (run / "config.yaml").is_file():
+            seed = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("seed")
+        summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else None
+        info.append({**t, "seed": seed, "summary": summary})
     return info
 
 
@@ -446,7 +489,35 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def write_results(out: Path, names: list[str], seeds: list[int], machine: dict, teachers: list[dict]) -> list[dict]:
     rows = collect(out, names, seeds)
-    (out / "results.md").write_text(format_results(rows, seeds, machine, teachers))
+    write_atomic(out / "results.md", format_results(rows, seeds, machine, teachers))
     if rows:
-        plot(rows, out / "results.png")
+        tmp = out / f".results.{os.getpid()}.png"
+        plot(rows, tmp)
+        os.replace(tmp, out / "results.png")
     return rows
+
+
+def finished(out: Path) -> tuple[list[str], list[int]]:
+    """Recipes (bench.json's order, then any other run folder) and seeds with a finished run in DIR."""
+    state = json.loads((out / STATE).read_text()) if (out / STATE).is_file() else {}
+    names = [r["name"] for r in state.get("recipes", [])]
+    runs = out / RUNS
+    found = sorted(p.parent.parent.name for p in runs.glob("*/seed*/summary.json")) if runs.is_dir() else []
+    names += [n for n in dict.fromkeys(found) if n not in names and n != "teachers"]
+    seeds = set()
+    for n in names:
+        for p in (runs / n).glob("seed*/summary.json"):
+            m = re.fullmatch(r"seed(-?\d+)", p.parent.name)
+            if m:
+                seeds.add(int(m.group(1)))
+    return names, sorted(seeds)
+
+
+def write_all_results(out: Path, machine: dict) -> list[dict]:
+    """results.md and results.png over everything finished in DIR (by this or another invocation)."""
+    with locked(out / RUNS / ".bench.lock"):
+        names, seeds = finished(out)
+        state = json.loads((out / STATE).read_text()) if (out / STATE).is_file() else {}
+        if not seeds:
+            return []
+        return write_results(out, names, seeds, machine, teachers_info(state.get("teachers", [])))
