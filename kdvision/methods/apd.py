@@ -35,6 +35,7 @@ from kdvision.errors import UserError
 from kdvision.losses.pixel_kd import REDUCTIONS, pixel_kd_loss
 from kdvision.losses.prototypes import grouped_class_prototypes, perspective_logits
 from kdvision.methods.base import Method
+from kdvision.methods.feature_pairs import feature_tap
 from kdvision.methods.pixel_kd import check_choice, to_label_size
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
@@ -73,14 +74,6 @@ def projector(cin: int, hidden: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, cout, 1))
 
 
-def tap_path(model: nn.Module, given: str, owner: str) -> str:
-    path = given or getattr(model, "feature_tap", "")
-    if not path:
-        raise UserError(f"method.{owner}_tap: the {owner} ({type(model).__name__}) documents no feature_tap; "
-                        f"name the module whose output the classifier reads")
-    return path
-
-
 @METHODS.register("apd")
 class APD(Method):
     """Adaptive perspective distillation; connectors built from the first batch in ``setup``."""
@@ -90,8 +83,8 @@ class APD(Method):
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
-        self.student_taps = FeatureTaps(student, [tap_path(student, params.student_tap, "student")], "student")
-        self.teacher_taps = FeatureTaps(self.teacher, [tap_path(self.teacher, params.teacher_tap, "teacher")],
+        self.student_taps = FeatureTaps(student, [feature_tap(student, params.student_tap, "student")], "student")
+        self.teacher_taps = FeatureTaps(self.teacher, [feature_tap(self.teacher, params.teacher_tap, "teacher")],
                                         "teacher")
         self.student_proj: nn.Module | None = None
         self.teacher_proj: nn.Module | None = None

@@ -34,3 +34,13 @@ def resolve_layer_pairs(pairs: list, student: nn.Module, teacher: nn.Module, def
         raise UserError(f"{key}: student has {len(s)} stages ({', '.join(s)}) but teacher has {len(t)} "
                         f"({', '.join(t)}); name the pairs explicitly")
     return list(zip(s, t))
+
+
+def feature_tap(model: nn.Module, given: str, owner: str, example: str = "") -> str:
+    """The module path to tap: ``given`` (``method.<owner>_tap``) or the model's ``feature_tap``."""
+    path = given or getattr(model, "feature_tap", "")
+    if not path:
+        hint = f", e.g. method.{owner}_tap={example}" if example else ""
+        raise UserError(f"method.{owner}_tap: the {owner} ({type(model).__name__}) documents no 'feature_tap'; "
+                        f"name the module to tap{hint}")
+    return path

@@ -25,6 +25,7 @@ import torch
 from kdvision.errors import UserError
 from kdvision.losses.restoration import feature_transfer_l1
 from kdvision.methods.base import Method
+from kdvision.methods.feature_pairs import feature_tap
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
 
@@ -36,14 +37,6 @@ class KTDNParams:
     teacher_tap: str = ""  # module path; default: teacher.feature_tap
 
 
-def _tap_path(model, given: str, owner: str) -> str:
-    path = given or getattr(model, "feature_tap", "")
-    if not path:
-        raise UserError(f"method.{owner}_tap: the {owner} ({type(model).__name__}) has no 'feature_tap'; "
-                        f"name the module whose output is transferred, e.g. method.{owner}_tap=mid")
-    return path
-
-
 @METHODS.register("ktdn")
 class KTDN(Method):
     """total = task reconstruction losses (L1, Laplacian, Lab) + kt_weight * L1(f_S(x), f_T(gt))."""
@@ -53,8 +46,8 @@ class KTDN(Method):
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
-        self.student_path = _tap_path(student, params.student_tap, "student")
-        self.teacher_path = _tap_path(self.teacher, params.teacher_tap, "teacher")
+        self.student_path = feature_tap(student, params.student_tap, "student", "mid")
+        self.teacher_path = feature_tap(self.teacher, params.teacher_tap, "teacher", "mid")
         self.student_taps = FeatureTaps(student, [self.student_path], owner="student")
         self.teacher_taps = FeatureTaps(self.teacher, [self.teacher_path], owner="teacher")
 

@@ -14,16 +14,9 @@ from dataclasses import dataclass, field
 from kdvision.errors import UserError
 from kdvision.losses.similarity import sp_loss
 from kdvision.methods.base import Method
+from kdvision.methods.feature_pairs import resolve_layer_pairs
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
-
-
-def default_feature_tap(model, owner: str) -> str:
-    path = getattr(model, "feature_tap", None)
-    if not isinstance(path, str):
-        raise UserError(f"sp: the {owner} ({type(model).__name__}) has no 'feature_tap' attribute; "
-                        f"set method.layers to [[student_path, teacher_path], ...]")
-    return path
 
 
 @METHODS.register("sp")
@@ -40,17 +33,9 @@ class SimilarityPreserving(Method):
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
-        if len(self.teachers) != 1:
-            raise UserError(f"sp needs exactly one teacher, got {len(self.teachers)}")
-        pairs = [list(p) for p in params.layers]
-        for i, pair in enumerate(pairs):
-            if len(pair) != 2:
-                raise UserError(f"method.layers[{i}] must be [student_path, teacher_path], got {pair}")
-        if not pairs:
-            pairs = [[default_feature_tap(student, "student"), default_feature_tap(self.teacher, "teacher")]]
-        self.pairs = pairs
-        self.student_taps = FeatureTaps(student, [s for s, _ in pairs], owner="student")
-        self.teacher_taps = FeatureTaps(self.teacher, [t for _, t in pairs], owner="teacher")
+        self.pairs = resolve_layer_pairs(params.layers, student, self.teacher, "feature_tap")
+        self.student_taps = FeatureTaps(student, [s for s, _ in self.pairs], owner="student")
+        self.teacher_taps = FeatureTaps(self.teacher, [t for _, t in self.pairs], owner="teacher")
 
     def forward(self, batch):
         x = batch["input"]
