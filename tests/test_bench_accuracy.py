@@ -44,8 +44,12 @@ def test_aggregation_mean_sample_std_and_table(tmp_path):
         for s in range(3):
             write_run(tmp_path, name, s, fake_summary(last[name][s], best[name][s], walls[name][s], 1_234_567))
     write_run(tmp_path, "c", 0, fake_summary(70.0, 71.0, 3.0))  # only one seed finished
+    write_run(tmp_path, "b", 3, fake_summary(85.0, 85.0, 0.5))  # resumed: its wall_s is only the last part
+    accuracy.resumed_marker(tmp_path / "runs" / "b" / "seed3").touch()
+    last["b"].append(85.0)
+    best["b"].append(85.0)
     machine = {"cpu": "Test CPU", "cpu_count": 2, "torch": "x.y", "date": "today"}
-    rows = accuracy.write_results(tmp_path, ["a", "b", "c", "missing"], [0, 1, 2], machine, [])
+    rows = accuracy.write_results(tmp_path, ["a", "b", "c", "missing"], [0, 1, 2, 3], machine, [])
     assert [r["recipe"] for r in rows] == ["a", "b", "c"]  # a recipe without finished runs has no row
 
     text = (tmp_path / "results.md").read_text()
@@ -57,12 +61,12 @@ def test_aggregation_mean_sample_std_and_table(tmp_path):
         assert cells[name][4] == want_last
         assert cells[name][5] == want_best
         assert cells[name][3] == "1,234,567"
-        assert float(cells[name][7]) == pytest.approx(np.mean(walls[name]), abs=0.05)
-        assert cells[name][8] == "3"
+        assert float(cells[name][7]) == pytest.approx(np.mean(walls[name]), abs=0.05)  # b: resumed seed left out
+    assert cells["a"][8] == "3" and cells["b"][8] == "4"
     assert cells["c"][4] == "70.00 ± n/a" and cells["c"][8] == "1"
     assert "final epoch" in text and "best-val epoch" in text and "test_last" in text and "test_best" in text
     assert "Test CPU" in text and "cpu_count 2" in text
-    assert "| c | 70.00 / 71.00 | - | - |" in text  # per-seed table
+    assert "| c | 70.00 / 71.00 | - | - | - |" in text  # per-seed table
     assert (tmp_path / "results.png").stat().st_size > 5_000
 
 

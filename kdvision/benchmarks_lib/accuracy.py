@@ -213,8 +213,14 @@ def train_once(cfg, target: Path, verbose: bool) -> tuple[dict, str]:
         resume = (target / "checkpoints" / "last.pt").is_file()
         if target.exists() and not resume:
             shutil.rmtree(target)  # interrupted before its first checkpoint: nothing to keep
+        if resume:  # its summary's wall_s will cover only the resumed part
+            resumed_marker(target).touch()
         Trainer(cfg, target, resume=resume, quiet=not verbose).fit()
         return json.loads(summary.read_text()), "resumed" if resume else "trained"
+
+
+def resumed_marker(target: Path) -> Path:
+    return target.parent / f".{target.name}.resumed"
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
@@ -351,12 +357,15 @@ def collect(out: Path, names: list[str], seeds: list[int]) -> list[dict]:
         if second and not all(second in v["test_last"] and second in v["test_best"] for v in summaries.values()):
             second = None
         student, method = _model_and_method(run_dir(out, name, next(iter(summaries))))
+        whole = {k: v for k, v in summaries.items() if not resumed_marker(run_dir(out, name, k)).exists()}
         rows.append({
             "recipe": name, "metric": metric, "student": student, "method": method, "seeds": sorted(summaries),
             "last": last, "best": best, "last_mean_std": mean_std(list(last.values())),
             "best_mean_std": mean_std(list(best.values())),
             "parameters": first.get("student_parameters"),
-            "wall_s": statistics.fmean(float(v["wall_s"]) for v in summaries.values()),
+            # runs resumed after an interruption timed only their last part: left out when others exist
+            "wall_s": statistics.fmean(float(v["wall_s"]) for v in (whole or summaries).values()),
+            "wall_partial": not whole,
             "epochs": first.get("epochs"),
             "second": second,
             "second_last_mean_std": mean_std([float(v["test_last"][second]) for v in summaries.values()])
@@ -396,7 +405,7 @@ def format_table(rows: list[dict]) -> str:
             cells = (f" {fmt_mean_std(r['second_last_mean_std'], 4)} | {fmt_mean_std(r['second_best_mean_std'], 4)} |"
                      if r.get("second") == second else " - | - |")
         lines.append(f"| {r['recipe']} | {r['student']} | {r['method']} | {params} | {fmt_mean_std(r['last_mean_std'])} | "
-                     f"{fmt_mean_std(r['best_mean_std'])} | {r['epochs']} | {r['wall_s']:.1f} | {len(r['seeds'])} |"
+                     f"{fmt_mean_std(r['best_mean_std'])} | {r['epochs']} | {r['wall_s']:.1f}{'*' if r.get('wall_partial') else ''} | {len(r['seeds'])} |"
                      + cells)
     return "\n".join(lines)
 
@@ -420,7 +429,9 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
         f"Test {metric}{unit(metric)} as mean ± sample standard deviation (n - 1) over the seeds each recipe finished "
         f"(`seed=<s>` for s in {seeds[0]}..{seeds[-1]}). **Final epoch**: the weights after the last epoch "
         f"(summary.json `test_last`). **Best-val epoch**: the weights of the epoch with the best validation "
-        f"{metric} (`test_best`). Wall time: mean over seeds of one run's training and testing.",
+        f"{metric} (`test_best`). Wall time: mean over seeds of one run's training and testing (runs resumed "
+        f"after an interruption are left out, since they timed only their last part; * marks a recipe whose "
+        f"runs were all resumed).",
         "",
         format_table(rows),
         "",
