@@ -178,3 +178,21 @@ def test_results_cover_every_invocation_in_the_folder(tmp_path):
     cells = table_rows((tmp_path / "results.md").read_text())
     assert cells["student"][4] == f"91.00 ± {np.std([90.0, 92.0], ddof=1):.2f}" and cells["student"][8] == "2"
     assert cells["kd"][4] == "93.00 ± n/a"
+
+
+def test_a_run_of_another_config_is_not_reused(tmp_path):
+    """A recipe edited between two invocations must not pass its old runs off as new ones."""
+    import yaml
+
+    from kdvision.config import load_config
+
+    kd = REPO / "configs" / "digits" / "kd.yaml"
+    target = tmp_path / "runs" / "kd" / "seed0"
+    target.mkdir(parents=True)
+    old = load_config(kd, ["data.train_size=400", f"teacher.checkpoint={tmp_path / 'a'}"])
+    (target / "config.yaml").write_text("# resolved\n" + yaml.safe_dump(old.to_dict()))
+    (target / "summary.json").write_text(json.dumps(fake_summary(98.0, 98.0, 1.0)))
+    same = load_config(kd, ["data.train_size=400", f"teacher.checkpoint={tmp_path / 'b'}"])  # where the teacher lies
+    assert accuracy.train_once(same, target, False)[1] == "done before"
+    with pytest.raises(UserError, match=r"data.train_size: 400 -> 100"):
+        accuracy.train_once(load_config(kd, ["data.train_size=100"]), target, False)
