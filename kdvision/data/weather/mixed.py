@@ -13,13 +13,12 @@ to types drawn at random), cycling through each type's shuffled samples.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from kdvision.data.restoration.images import read_image, to_tensor
+from kdvision.data.restoration.paired_dataset import PairedImageDataset
 from kdvision.data.restoration.paired_layouts import Pair
 from kdvision.data.restoration.paired_transforms import PairedTransform
 from kdvision.errors import UserError
@@ -84,39 +83,21 @@ class DomainDataset(Dataset):
         return {name: sum(1 for d in self.sample_domains if d == i) for i, name in enumerate(self.domains)}
 
 
-class WeatherPairDataset(DomainDataset):
+class WeatherPairDataset(PairedImageDataset, DomainDataset):
     """Image pairs read from disk, each with its weather index; ``repeat`` lists them that many
-    times per epoch (new random crops each time)."""
+    times per epoch (new random crops each time). Reading and cropping are the restoration
+    ``PairedImageDataset``'s; this adds the weather ("domain") of each pair."""
 
     def __init__(self, pairs: Sequence[Pair], pair_domains: Sequence[int], domains: Sequence[str],
                  transform: PairedTransform | None = None, repeat: int = 1, cache: bool = False):
         if len(pairs) != len(pair_domains):
             raise ValueError("one domain per pair")
-        self.pairs = list(pairs)
+        super().__init__(list(pairs), transform, repeat=repeat, cache=cache)
         self.pair_domains = [int(d) for d in pair_domains]
         self.domains = list(domains)
-        self.transform = transform
-        self.repeat = repeat
         self.sample_domains = self.pair_domains * repeat
-        self.cache: dict[Path, torch.Tensor] | None = {} if cache else None
-
-    def __len__(self) -> int:
-        return len(self.pairs) * self.repeat
-
-    def _load(self, path: Path) -> torch.Tensor:
-        if self.cache is None:
-            return to_tensor(read_image(path))
-        if path not in self.cache:
-            self.cache[path] = to_tensor(read_image(path))
-        return self.cache[path]
 
     def __getitem__(self, index: int) -> dict:
-        i = index % len(self.pairs)
-        pair = self.pairs[i]
-        inp, target = self._load(pair.input), self._load(pair.target)
-        if inp.shape != target.shape:
-            raise UserError(f"{pair.input}: size {tuple(inp.shape[1:])} differs from its target {pair.target} "
-                            f"{tuple(target.shape[1:])}")
-        if self.transform is not None:
-            inp, target = self.transform(inp, target)
-        return {"input": inp, "target": target, "domain": torch.tensor(self.pair_domains[i]), "name": pair.name}
+        item = super().__getitem__(index)
+        item["domain"] = torch.tensor(self.pair_domains[index % len(self.pairs)])
+        return item
