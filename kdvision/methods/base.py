@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from kdvision.tasks.base import main_output
+
 
 @dataclass
 class NoParams:
@@ -79,6 +81,14 @@ class Method(nn.Module):
     def run_teacher(self, x: torch.Tensor, index: int = 0):
         """The frozen teacher's output: no autograd, eval mode."""
         return self.teachers[index](x)
+
+    def teacher_logits(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The teacher's main output: replayed from the teacher-output cache when the batch
+        carries ``teacher_logits``, else a frozen forward of teacher 0."""
+        cached = batch.get("teacher_logits")
+        if cached is not None:
+            return cached
+        return main_output(self.run_teacher(batch["input"]))
 
     # -- what the trainer needs ----------------------------------------------------
     def param_groups(self) -> list[dict]:

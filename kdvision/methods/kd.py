@@ -32,9 +32,7 @@ class KD(Method):
     def forward(self, batch):
         p = self.params
         out = self.student(batch["input"])
-        teacher_logits = batch.get("teacher_logits")
-        if teacher_logits is None:
-            teacher_logits = main_output(self.run_teacher(batch["input"]))
+        teacher_logits = self.teacher_logits(batch)
         losses = {k: p.ce_weight * v for k, v in self.task.loss(out, batch).items()}
         losses["kd"] = p.kd_weight * kd_loss(main_output(out), teacher_logits, p.temperature)
         return out, losses

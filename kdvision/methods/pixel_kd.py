@@ -52,9 +52,7 @@ class PixelKD(Method):
     def forward(self, batch):
         p = self.params
         out = self.student(batch["input"])
-        teacher_logits = batch.get("teacher_logits")
-        if teacher_logits is None:
-            teacher_logits = main_output(self.run_teacher(batch["input"]))
+        teacher_logits = self.teacher_logits(batch)
         size = batch["target"].shape[-2:]
         losses = dict(self.task.loss(out, batch))
         losses["pixel_kd"] = p.weight * pixel_kd_loss(to_label_size(main_output(out), size),

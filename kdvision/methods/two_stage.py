@@ -72,13 +72,8 @@ def projector(cin: int, cout: int) -> nn.Sequential:
 
 
 def inverse_projector(hidden: int, cout: int) -> nn.Sequential:
-    """IPFP: conv3x3(hidden -> c) -> ReLU -> conv3x3(c -> c)."""
-    p = nn.Sequential(nn.Conv2d(hidden, cout, 3, padding=1, bias=False), nn.ReLU(),
-                      nn.Conv2d(cout, cout, 3, padding=1, bias=False))
-    for m in p:
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-    return p
+    """IPFP: conv3x3(hidden -> c) -> ReLU -> conv3x3(c -> c); the same shape as a projector."""
+    return projector(hidden, cout)
 
 
 def check_domains(teacher_domains: list, data_domains: list, data_name, where: str = "") -> None:
