@@ -25,3 +25,35 @@ def test_psnr_table_is_in_db_with_ssim_columns(tmp_path):
     assert cells[9] == f"{np.mean(ssim):.4f} ± {np.std(ssim, ddof=1):.4f}"
     best = np.array(ssim) - 0.01
     assert cells[10] == f"{best.mean():.4f} ± {np.std(best, ddof=1):.4f}"
+
+
+def weather_summary(values: dict[str, tuple[float, float]]) -> dict:
+    """A restoration summary with the per-domain keys the task writes (psnr_<d>, ssim_<d>, images_<d>)."""
+    test = {"psnr": float(np.mean([p for p, _ in values.values()])), "ssim": 0.5}
+    for d, (p, q) in values.items():
+        test.update({f"psnr_{d}": p, f"ssim_{d}": q, f"images_{d}": 4})
+    if len(values) > 1:
+        test["psnr_domain_mean"] = float(np.mean([p for p, _ in values.values()]))
+        test["ssim_domain_mean"] = float(np.mean([q for _, q in values.values()]))
+    return {"metric": "psnr", "epochs": 2, "best_epoch": 2, "val_best_psnr": 1.0, "test_last": test,
+            "test_best": test, "student_parameters": 10, "wall_s": 1.0, "device": "cpu"}
+
+
+def test_per_weather_table_has_a_column_per_type_and_their_mean(tmp_path):
+    haze = [(20.0, 0.80), (21.0, 0.82), (22.5, 0.83)]
+    rain = [(25.0, 0.90), (24.0, 0.88), (26.0, 0.91)]
+    for s in range(3):
+        write_run(tmp_path, "teacher_haze", s, weather_summary({"haze": haze[s]}))
+        write_run(tmp_path, "student", s, weather_summary({"haze": haze[s], "rain": rain[s]}))
+    accuracy.write_results(tmp_path, ["teacher_haze", "student"], [0, 1, 2], {"cpu": "x"}, [])
+    text = (tmp_path / "results.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| recipe | haze"))
+    assert header == "| recipe | haze | rain | mean over types |"
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.strip().strip("|").split("|")]
+             for line in text.split(header)[1].strip().splitlines()[1:3]}
+    h, r = np.array(haze), np.array(rain)
+    assert lines["teacher_haze"][1] == f"{h[:, 0].mean():.2f} ± {np.std(h[:, 0], ddof=1):.2f} / " \
+                                       f"{h[:, 1].mean():.4f} ± {np.std(h[:, 1], ddof=1):.4f}"
+    assert lines["teacher_haze"][2:] == ["-", "-"]  # a specialist is not tested on rain
+    per_run_mean = (h[:, 0] + r[:, 0]) / 2
+    assert lines["student"][3].startswith(f"{per_run_mean.mean():.2f} ± {np.std(per_run_mean, ddof=1):.2f} / ")

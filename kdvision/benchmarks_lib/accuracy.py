@@ -413,8 +413,32 @@ def collect(out: Path, names: list[str], seeds: list[int]) -> list[dict]:
             if second else None,
             "second_best_mean_std": mean_std([float(v["test_best"][second]) for v in summaries.values()])
             if second else None,
+            "domains": per_domain(summaries, metric, second),
         })
     return rows
+
+
+def per_domain(summaries: dict, metric: str, second: str | None) -> dict[str, dict]:
+    """Final-epoch test values per domain (e.g. weather type), from the keys the task writes per
+    domain: ``images_<d>``, ``<metric>_<d>`` (and ``<second>_<d>``). {domain: {"n": seeds,
+    "main": (mean, std), "second": (mean, std) | None}} over the seeds that evaluated it, plus
+    "domain_mean" (the task's mean over domains) when the runs hold more than one domain."""
+    found: dict[str, dict[str, list[float]]] = {}
+    for v in summaries.values():
+        test = v["test_last"]
+        names = [k[len("images_"):] for k in test if k.startswith("images_")]
+        if len(names) > 1:
+            names.append("domain_mean")
+        for d in names:
+            if f"{metric}_{d}" not in test:
+                continue
+            entry = found.setdefault(d, {"main": [], "second": []})
+            entry["main"].append(float(test[f"{metric}_{d}"]))
+            if second and f"{second}_{d}" in test:
+                entry["second"].append(float(test[f"{second}_{d}"]))
+    return {d: {"n": len(e["main"]), "main": mean_std(e["main"]),
+                "second": mean_std(e["second"]) if len(e["second"]) == len(e["main"]) and e["second"] else None}
+            for d, e in found.items()}
 
 
 def _model_and_method(run: Path) -> tuple[str, str]:
@@ -451,6 +475,32 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_per_domain(rows: list[dict]) -> str:
+    """Rows x domains (e.g. weather types) of final-epoch mean ± std, metric / second metric;
+    "-" where a recipe was not tested on that domain (a specialist teacher)."""
+    domains = []
+    for r in rows:
+        domains += [d for d in r.get("domains", {}) if d not in domains and d != "domain_mean"]
+    if not domains:
+        return ""
+    columns = domains + ["domain_mean"]
+    lines = ["| recipe | " + " | ".join("mean over types" if d == "domain_mean" else d for d in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for r in rows:
+        cells = []
+        for d in columns:
+            v = r.get("domains", {}).get(d)
+            if v is None:
+                cells.append("-")
+                continue
+            text = fmt_mean_std(v["main"])
+            if v["second"] is not None:
+                text += f" / {fmt_mean_std(v['second'], 4)}"
+            cells.append(text)
+        lines.append(f"| {r['recipe']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def format_per_seed(rows: list[dict], seeds: list[int]) -> str:
     lines = ["| recipe | " + " | ".join(f"seed {s}" for s in seeds) + " |",
              "|---|" + "---:|" * len(seeds)]
@@ -481,6 +531,13 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
         format_per_seed(rows, seeds),
         "",
     ]
+    by_domain = format_per_domain(rows)
+    if by_domain:
+        second = next((r["second"] for r in rows if r.get("second")), None)
+        parts += [f"Per domain (the data's types, e.g. weather), test {metric}{unit(metric)}"
+                  f"{' / ' + second if second else ''} of the final epoch, mean ± std over seeds; "
+                  f"\"-\": not tested on that type (e.g. a specialist teacher); the last column is the "
+                  f"mean over the types of each run:", "", by_domain, ""]
     if teachers:
         parts += ["Shared teachers: trained once for the whole benchmark at their recipe's own fixed seed "
                   "(not the run's seed), so every seed of a distillation recipe learns from the same teacher.", ""]
