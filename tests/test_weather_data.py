@@ -129,6 +129,15 @@ def test_rain_is_additive_and_snow_a_mask_composite():
     assert np.allclose(snowy, clean * (1 - m) + info["colour"] * m, atol=1e-6)
 
 
+def test_every_snowy_image_has_snow_even_on_small_crops():
+    # the near-flake layer alone draws ~1e-4 flakes per pixel: on 32x32 crops most draws are empty
+    clean = np.full((32, 32, 3), 0.3, np.float32)
+    for seed in range(40):
+        snowy, info = add_snow(clean, np.random.default_rng(seed), layers=1)
+        assert info["mask"].max() > 0.1, f"seed {seed}: no flake"
+        assert np.abs(snowy - clean).max() > 0.05
+
+
 def test_embedded_weather_is_deterministic_and_splits_photos():
     from kdvision.data.weather.embedded import embedded_weather
     small = dict(size=32, train_per_domain=3, val_per_domain=1, test_per_domain=2)

@@ -18,7 +18,8 @@ Snow (Snow100K's mask composition, Liu et al. TIP 2018: I = J (1 - M) + c M): ``
 [2.0, 3.5] x s/128 px (s/128 at least 0.75, radii at least 0.5 px; three size bins per
 layer), densities [4e-3, 1.2e-2], [8e-4, 3e-3], [1e-4, 6e-4] per pixel, per-flake opacity
 [0.5, 1.0], a defocus blur sigma [0, 0.5], [0.3, 1.0], [0.8, 2.0] x s/128 px and a short fall
-streak; layer masks combine as M = 1 - prod(1 - M_l); snow colour c a grey in [0.85, 1.0].
+streak; a layer whose density drew no flake (small crops) gets one, so every snowy image has
+snow; layer masks combine as M = 1 - prod(1 - M_l); snow colour c a grey in [0.85, 1.0].
 """
 from __future__ import annotations
 
@@ -119,6 +120,11 @@ def snow_mask(shape: tuple[int, int], rng: np.random.Generator, layers: int | No
             radius = rng.uniform(r_lo_bin, r_hi_bin)
             layer = np.maximum(layer, ndimage.grey_dilation(flakes, footprint=disk_kernel(radius) > 0, mode="wrap")
                                * 1.0)
+        if not layer.any():  # sparse near flakes on a small crop: a drawn layer always has a flake
+            flake = np.zeros((h, w), np.float32)
+            flake[rng.integers(h), rng.integers(w)] = rng.uniform(*SNOW_OPACITY)
+            radius = rng.uniform(r_lo, r_hi)
+            layer = ndimage.grey_dilation(flake, footprint=disk_kernel(radius) > 0, mode="wrap")
         streak = max(1.0, 1.5 * scale * (kind + 1))
         layer = ndimage.convolve(layer, line_kernel(streak, fall) / line_kernel(streak, fall).sum(), mode="wrap")
         if blur > 0:
