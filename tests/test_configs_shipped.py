@@ -27,3 +27,17 @@ def test_recipe_validates(path):
         assert t.checkpoint or t.recipe, f"{path}: a teacher needs a checkpoint or a recipe"
         if t.recipe:
             assert (path.parent / t.recipe).is_file(), f"{path}: recipe {t.recipe} missing"
+
+
+TKL = [p for p in CONFIGS if load_config(p).method.get("name") == "tkl"]
+
+
+@pytest.mark.parametrize("path", TKL, ids=[str(p.relative_to(REPO / "configs")) for p in TKL])
+def test_each_weather_teacher_recipe_trains_on_its_weather_only(path):
+    cfg = load_config(path)
+    domains = [t.domain for t in cfg.all_teachers()]
+    assert sorted(domains) == sorted(cfg.data["domains"])
+    for t in cfg.all_teachers():
+        teacher_cfg = load_config(path.parent / t.recipe)
+        assert teacher_cfg.data["domains"] == [t.domain], f"{t.recipe} trains on {teacher_cfg.data['domains']}"
+        assert teacher_cfg.data["name"] == cfg.data["name"] and teacher_cfg.student == t.model

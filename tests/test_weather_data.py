@@ -9,7 +9,7 @@ from PIL import Image
 
 from kdvision.data.weather.builders import allweather, weather_mix
 from kdvision.data.weather.layouts import (csd_pairs, outdoor_rain_pairs, rain13k_pairs, rain100_pairs,
-                                           raindrop_pairs, snow100k_pairs)
+                                           rain1400_pairs, raindrop_pairs, snow100k_pairs)
 from kdvision.data.weather.mixed import DomainBalancedBatchSampler
 from kdvision.data.weather.synthesis import add_rain, add_snow
 from kdvision.errors import UserError
@@ -43,6 +43,13 @@ def test_folder_layouts(tmp_path):
                                                             ("im_0001_s90_a06.png", "im_0001.png")]
     png(tmp_path / "drop/data/3_rain.png", 1); png(tmp_path / "drop/gt/3_clean.png", 2)
     assert names(raindrop_pairs(tmp_path / "drop")) == [("3_rain.png", "3_clean.png")]
+    for k in (1, 14):
+        png(tmp_path / f"r1400/rainy_image/901_{k}.jpg", 1)
+    png(tmp_path / "r1400/ground_truth/901.jpg", 2)
+    assert names(rain1400_pairs(tmp_path / "r1400")) == [("901_1.jpg", "901.jpg"), ("901_14.jpg", "901.jpg")]
+    png(tmp_path / "r1400/rainy_image/902_3.jpg", 1)
+    with pytest.raises(UserError, match="902_3.jpg: cannot be paired: no ground_truth/902_3 or 902"):
+        rain1400_pairs(tmp_path / "r1400")
 
 
 def test_unpairable_files_are_named(tmp_path):

@@ -15,6 +15,8 @@ What is assumed about each layout (the usual distributions):
   anywhere under the folder (one folder, or ``rain/`` and ``norain/`` sub-folders); the
   ``rain-XXXx2.png`` variant of some copies pairs with ``norain-XXX.png`` too.
 - Rain13K (MPRNet's combined training set) and its test sets: ``input/x`` <-> ``target/x``.
+- Rain1400 (Fu et al., CVPR 2017, "DDN-Data"): ``rainy_image/901_1.jpg`` .. ``901_14.jpg`` <->
+  ``ground_truth/901.jpg``: paired on the number before the first "_".
 - Outdoor-Rain (Li et al., CVPR 2019, heavy rain with fog): ``in/im_0001_s80_a04.png`` (or
   ``input/``) <-> ``gt/im_0001.png``: the target is the file whose stem is the input's stem or
   its first two "_" fields (``im_0001``).
@@ -108,10 +110,11 @@ def _first_dir(root: Path, names: tuple[str, ...], what: str) -> Path:
     raise UserError(f"{root}: no {what} folder (looked for {', '.join(n + '/' for n in names)})")
 
 
-def _prefix_pairs(root: Path, input_names: tuple[str, ...], keys, what: str) -> list[Pair]:
+def _prefix_pairs(root: Path, input_names: tuple[str, ...], keys, what: str,
+                  gt_names: tuple[str, ...] = ("gt", "GT", "target")) -> list[Pair]:
     """Inputs paired with the ``gt/`` file whose stem is one of ``keys(input_stem)``, in order."""
     inp_dir = _first_dir(root, input_names, f"{what} input")
-    gt_dir = _first_dir(root, ("gt", "GT", "target"), f"{what} ground-truth")
+    gt_dir = _first_dir(root, gt_names, f"{what} ground-truth")
     targets = {p.stem: p for p in list_images(gt_dir, f"{what} ground-truth folder")}
     pairs = []
     for p in list_images(inp_dir, f"{what} input folder"):
@@ -137,12 +140,21 @@ def raindrop_pairs(root: str | Path) -> list[Pair]:
     return _prefix_pairs(Path(root), ("data", "input"), keys, "RainDrop")
 
 
+def rain1400_pairs(root: str | Path) -> list[Pair]:
+    """Rain1400 (DDN-Data): ``rainy_image/901_1.jpg`` <-> ``ground_truth/901.jpg`` (14 rainy
+    versions of each clean image, numbered after the "_")."""
+    def keys(stem: str) -> list[str]:
+        return [stem, stem.split("_")[0]]
+    return _prefix_pairs(Path(root), ("rainy_image", "input"), keys, "Rain1400", ("ground_truth", "gt", "target"))
+
+
 #: layout name (as written in configs) -> (pair reader of one folder, default weather type)
 LAYOUTS = {
     "csd": (csd_pairs, "snow"),
     "snow100k": (snow100k_pairs, "snow"),
     "rain100": (rain100_pairs, "rain"),
     "rain13k": (rain13k_pairs, "rain"),
+    "rain1400": (rain1400_pairs, "rain"),
     "outdoor_rain": (outdoor_rain_pairs, "rain_fog"),
     "raindrop": (raindrop_pairs, "raindrop"),
     "paired_folder": (paired_folder_pairs, None),
