@@ -420,8 +420,8 @@ def collect(out: Path, names: list[str], seeds: list[int]) -> list[dict]:
 
 def per_domain(summaries: dict, metric: str, second: str | None) -> dict[str, dict]:
     """Final-epoch test values per domain (e.g. weather type), from the keys the task writes per
-    domain: ``images_<d>``, ``<metric>_<d>`` (and ``<second>_<d>``). {domain: {"n": seeds,
-    "main": (mean, std), "second": (mean, std) | None}} over the seeds that evaluated it, plus
+    domain: ``images_<d>``, ``<metric>_<d>`` (and ``<second>_<d>``). {domain: {"main": (mean, std),
+    "second": (mean, std) | None}} over the seeds that evaluated it, plus
     "domain_mean" (the task's mean over domains) when the runs hold more than one domain."""
     found: dict[str, dict[str, list[float]]] = {}
     for v in summaries.values():
@@ -436,7 +436,7 @@ def per_domain(summaries: dict, metric: str, second: str | None) -> dict[str, di
             entry["main"].append(float(test[f"{metric}_{d}"]))
             if second and f"{second}_{d}" in test:
                 entry["second"].append(float(test[f"{second}_{d}"]))
-    return {d: {"n": len(e["main"]), "main": mean_std(e["main"]),
+    return {d: {"main": mean_std(e["main"]),
                 "second": mean_std(e["second"]) if len(e["second"]) == len(e["main"]) and e["second"] else None}
             for d, e in found.items()}
 
