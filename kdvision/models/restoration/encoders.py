@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from kdvision.errors import UserError
+from kdvision.models.imagenet_resnet import BasicBlock  # torchvision's block and key names
 
 
 class Bottle2neck(nn.Module):
@@ -98,25 +99,6 @@ class Res2NetEncoder(nn.Module):
         s4 = self.layer1(x)
         s8 = self.layer2(s4)
         return s4, s8, self.layer3(s8)
-
-
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
 
 
 class ResNetEncoder(nn.Module):
