@@ -27,16 +27,18 @@ official code does (use it, with ``pooling: batch``, to reproduce the published 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
 
 from kdvision.errors import UserError
-from kdvision.losses.pixel_kd import REDUCTIONS, pixel_kd_loss
+from kdvision.losses.pixel_kd import Reduction, pixel_kd_loss
 from kdvision.losses.prototypes import grouped_class_prototypes, perspective_logits
+from kdvision.config_checks import Betas, NonNegativeFloat, NonNegativeInt, PositiveFloat
 from kdvision.methods.base import Method
 from kdvision.methods.feature_pairs import feature_tap
-from kdvision.methods.pixel_kd import check_choice, to_label_size
+from kdvision.methods.pixel_kd import to_label_size
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
 from kdvision.tasks.base import main_output
@@ -45,26 +47,20 @@ from kdvision.tasks.segmentation import per_pixel_ce
 
 @dataclass
 class APDParams:
-    kd_weight: float = 10.0
-    pkl_weight: float = 10.0
-    align_weight: float = 10.0
-    temperature: float = 1.0  # pixel KD temperature
-    scale: float = 10.0  # perspective logits: 1 / temperature 0.1
-    kl_reduction: str = "pixel"  # "element": the official KLDivLoss mean (per-pixel KL / channels)
-    pooling: str = "image"  # "image": per-image perspective (paper); "batch": per mini-batch (code)
-    pool_images: int = 0  # with pooling "batch": images per pool (0 = the whole batch; 2 = the code's per-GPU batch)
-    proj_dim: int = 0  # projector width; 0 = the teacher feature's channels (512 at full width)
-    teacher_lr: float = 1e-5
-    teacher_betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    kd_weight: NonNegativeFloat = 10.0
+    pkl_weight: NonNegativeFloat = 10.0
+    align_weight: NonNegativeFloat = 10.0
+    temperature: PositiveFloat = 1.0  # pixel KD temperature
+    scale: PositiveFloat = 10.0  # perspective logits: 1 / temperature 0.1
+    kl_reduction: Reduction = "pixel"  # "element": the official KLDivLoss mean (per-pixel KL / channels)
+    pooling: Literal["image", "batch"] = "image"  # "image": per-image perspective (paper); "batch": per mini-batch (code)
+    pool_images: NonNegativeInt = 0  # with pooling "batch": images per pool (0 = the whole batch; 2 = the code's per-GPU batch)
+    proj_dim: NonNegativeInt = 0  # projector width; 0 = the teacher feature's channels (512 at full width)
+    teacher_lr: PositiveFloat = 1e-5
+    teacher_betas: Betas = field(default_factory=lambda: [0.9, 0.99])
     student_tap: str = ""  # default: the student's ``feature_tap`` (the feature before the classifier)
     teacher_tap: str = ""
     ignore_index: int = 255
-
-    def __post_init__(self):
-        check_choice("kl_reduction", self.kl_reduction, REDUCTIONS)
-        check_choice("pooling", self.pooling, ("image", "batch"))
-        if self.pool_images < 0:
-            raise UserError(f"method.pool_images must be 0 (whole batch) or a positive count, got {self.pool_images}")
 
 #: logit given to absent classes in the perspective KL (cosine logits lie in [-scale, scale])
 ABSENT = -1.0e4

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kdvision.losses import at_loss
+from kdvision.config_checks import NonNegativeFloat
 from kdvision.methods.base import Method
 from kdvision.methods.feature_pairs import resolve_layer_pairs
 from kdvision.registry import METHODS
@@ -13,9 +14,9 @@ from kdvision.taps import FeatureTaps
 @dataclass
 class ATParams:
     layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: all stages
-    weight: float = 1000.0  # CIFAR default: CE + 1000 * sum L_AT (beta = 1e3 in the paper's code)
+    weight: NonNegativeFloat = 1000.0  # CIFAR default: CE + 1000 * sum L_AT (beta = 1e3 in the paper's code)
     p: int = 2
-    ce_weight: float = 1.0
+    ce_weight: NonNegativeFloat = 1.0
 
 
 @METHODS.register("at")

@@ -8,6 +8,7 @@ from torch import nn
 
 from kdvision.errors import UserError
 from kdvision.losses import fitnet_loss
+from kdvision.config_checks import NonNegativeFloat, PositiveInt
 from kdvision.methods.base import Method
 from kdvision.methods.feature_pairs import resolve_layer_pairs
 from kdvision.registry import METHODS
@@ -17,9 +18,9 @@ from kdvision.taps import FeatureTaps
 @dataclass
 class FitNetParams:
     layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: middle stage
-    weight: float = 100.0  # community default (RepDistiller: beta = 100)
-    ce_weight: float = 1.0
-    kernel_size: int = 1  # 1x1 or 3x3 regressor
+    weight: NonNegativeFloat = 100.0  # community default (RepDistiller: beta = 100)
+    ce_weight: NonNegativeFloat = 1.0
+    kernel_size: PositiveInt = 1  # 1x1 or 3x3 regressor
 
 
 def regressor(in_channels: int, out_channels: int, stride: int, kernel_size: int) -> nn.Module:

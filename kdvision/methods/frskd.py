@@ -42,6 +42,7 @@ Notes on paper vs official code:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +51,7 @@ from torch import nn
 from kdvision.errors import UserError
 from kdvision.losses import at_loss, fitnet_loss, kd_loss
 from kdvision.losses.pixel_kd import pixel_kd_loss
+from kdvision.config_checks import NonNegativeFloat, PositiveFloat, PositiveInt
 from kdvision.methods.base import Method
 from kdvision.methods.pixel_kd import to_label_size
 from kdvision.models.frskd_self_teacher import conv1x1_bn_relu, frskd_self_teacher
@@ -57,7 +59,7 @@ from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
 from kdvision.tasks.base import main_output
 
-FEATURE_LOSSES = ("attention", "l2")
+FeatureLoss = Literal["attention", "l2"]
 #: parameters that shape the modules built in setup; stages may not change them later
 BUILD_PARAMS = ("width", "feature_loss", "stages")
 #: (alpha, beta, temperature) when unset: classification (CIFAR-100) and dense prediction (segmentation)
@@ -77,22 +79,17 @@ class FRSKD(Method):
 
     @dataclass
     class Params:
-        alpha: float | None = None  # None: 2 (classification) / 1 (segmentation)
-        beta: float | None = None  # None: 100 / 50
-        temperature: float | None = None  # None: 4 / 1
-        width: int = 2
-        feature_loss: str = "attention"  # attention | l2
+        alpha: NonNegativeFloat | None = None  # None: 2 (classification) / 1 (segmentation)
+        beta: NonNegativeFloat | None = None  # None: 100 / 50
+        temperature: PositiveFloat | None = None  # None: 4 / 1
+        width: PositiveInt = 2
+        feature_loss: FeatureLoss = "attention"
         stages: list[str] = field(default_factory=list)  # student module paths; default student.stages
 
     teachers_required = "none"
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
-        if params.feature_loss not in FEATURE_LOSSES:
-            raise UserError(f"method.feature_loss must be one of {', '.join(FEATURE_LOSSES)}, "
-                            f"got '{params.feature_loss}'")
-        if params.width < 1:
-            raise UserError(f"method.width must be a positive integer, got {params.width}")
         stages = list(params.stages) or list(getattr(student, "stages", None) or [])
         if not stages:
             raise UserError(f"frskd: the student ({type(student).__name__}) has no 'stages' attribute; "

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kdvision.losses import kd_loss
+from kdvision.config_checks import NonNegativeFloat, PositiveFloat
 from kdvision.methods.base import Method
 from kdvision.registry import METHODS
 from kdvision.tasks.base import main_output
@@ -11,9 +12,9 @@ from kdvision.tasks.base import main_output
 
 @dataclass
 class KDParams:
-    temperature: float = 4.0
-    ce_weight: float = 0.1  # CIFAR-100 community benchmark: 0.1 * CE + 0.9 * L_KD
-    kd_weight: float = 0.9
+    temperature: PositiveFloat = 4.0
+    ce_weight: NonNegativeFloat = 0.1  # CIFAR-100 community benchmark: 0.1 * CE + 0.9 * L_KD
+    kd_weight: NonNegativeFloat = 0.9
 
 
 @METHODS.register("kd")

@@ -24,6 +24,7 @@ import torch
 
 from kdvision.errors import UserError
 from kdvision.losses.restoration import feature_transfer_l1
+from kdvision.config_checks import NonNegativeFloat
 from kdvision.methods.base import Method
 from kdvision.methods.feature_pairs import feature_tap
 from kdvision.registry import METHODS
@@ -32,7 +33,7 @@ from kdvision.taps import FeatureTaps
 
 @dataclass
 class KTDNParams:
-    kt_weight: float = 1.0  # weight of L1(student feature, teacher feature of the clear image)
+    kt_weight: NonNegativeFloat = 1.0  # weight of L1(student feature, teacher feature of the clear image)
     student_tap: str = ""  # module path; default: student.feature_tap
     teacher_tap: str = ""  # module path; default: teacher.feature_tap
 

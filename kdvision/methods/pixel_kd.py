@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from kdvision.errors import UserError
-from kdvision.losses.pixel_kd import REDUCTIONS, pixel_kd_loss
+from kdvision.losses.pixel_kd import Reduction, pixel_kd_loss
+from kdvision.config_checks import NonNegativeFloat, PositiveFloat
 from kdvision.methods.base import Method
 from kdvision.registry import METHODS
 from kdvision.tasks.base import main_output
@@ -21,19 +21,11 @@ def to_label_size(logits: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
-def check_choice(key: str, value: str, choices) -> None:
-    if value not in choices:
-        raise UserError(f"method.{key} must be one of {', '.join(choices)}; got '{value}'")
-
-
 @dataclass
 class PixelKDParams:
-    weight: float = 1.0
-    temperature: float = 1.0
-    reduction: str = "pixel"  # "pixel": KL per pixel averaged over pixels; "element": / C (APD code)
-
-    def __post_init__(self):
-        check_choice("reduction", self.reduction, REDUCTIONS)
+    weight: NonNegativeFloat = 1.0
+    temperature: PositiveFloat = 1.0
+    reduction: Reduction = "pixel"  # "pixel": KL per pixel averaged over pixels; "element": / C (APD code)
 
 
 @METHODS.register("pixel_kd")

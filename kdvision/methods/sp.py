@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from kdvision.errors import UserError
 from kdvision.losses.similarity import sp_loss
+from kdvision.config_checks import NonNegativeFloat
 from kdvision.methods.base import Method
 from kdvision.methods.feature_pairs import resolve_layer_pairs
 from kdvision.registry import METHODS
@@ -26,8 +27,8 @@ class SimilarityPreserving(Method):
     @dataclass
     class Params:
         layers: list[list[str]] = field(default_factory=list)  # [[student_path, teacher_path], ...]
-        weight: float = 3000.0
-        ce_weight: float = 1.0
+        weight: NonNegativeFloat = 3000.0
+        ce_weight: NonNegativeFloat = 1.0
 
     teachers_required = "one"
 

@@ -26,6 +26,7 @@ MCR (multi-contrastive regularisation, ``kdvision.losses.contrastive``), VGG-19 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,7 @@ from torch import nn
 from kdvision.errors import UserError
 from kdvision.losses.collaborative import pfe_loss, pfv_loss
 from kdvision.losses.contrastive import VGG_LAYER_WEIGHTS, contrastive_regularization
+from kdvision.config_checks import NonNegativeFloat
 from kdvision.methods.base import Method
 from kdvision.methods.feature_pairs import resolve_layer_pairs
 from kdvision.models.vgg19_features import VGG19Features
@@ -45,15 +47,15 @@ from kdvision.tasks.base import main_output
 @dataclass
 class TwoStageParams:
     collation: bool = True  # True: Knowledge Collation (stage 1); False: Knowledge Examination
-    teacher_l1: float = 1.0  # stage 1: L1 to the teacher's restoration
-    pfe: float = 1.0
-    pfv: float = 0.05
-    scr: float = 0.1
-    gt_l1: float = 1.0  # stage 2: L1 to the ground truth
-    hcr: float = 0.2
-    scr_positive: str = "teacher"  # teacher (paper) | target (official code)
-    scr_negatives: str = "same_weather"  # same_weather (paper) | own (official code)
-    hcr_negatives: str = "mean"  # mean over the batch's inputs (official code) | sum
+    teacher_l1: NonNegativeFloat = 1.0  # stage 1: L1 to the teacher's restoration
+    pfe: NonNegativeFloat = 1.0
+    pfv: NonNegativeFloat = 0.05
+    scr: NonNegativeFloat = 0.1
+    gt_l1: NonNegativeFloat = 1.0  # stage 2: L1 to the ground truth
+    hcr: NonNegativeFloat = 0.2
+    scr_positive: Literal["teacher", "target"] = "teacher"  # teacher (paper) | target (official code)
+    scr_negatives: Literal["same_weather", "own"] = "same_weather"  # same_weather (paper) | own (official code)
+    hcr_negatives: Literal["mean", "sum"] = "mean"  # mean over the batch's inputs (official code) | sum
     layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: model.stages
     vgg_weights: str = ""  # torchvision vgg19 state dict (local file)
     allow_untrained_vgg: bool = False
@@ -91,11 +93,6 @@ def check_domains(teacher_domains: list, data_domains: list, data_name, where: s
                         f"(teachers serve: {', '.join(teacher_domains)})")
 
 
-def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
-    if value not in allowed:
-        raise UserError(f"method.{key} must be one of {', '.join(allowed)}, got '{value}'")
-
-
 @METHODS.register("tkl")
 class TwoStageKnowledgeLearning(Method):
     """Two-stage knowledge learning (KC: teachers + CKT + soft CR; KE: ground truth + hard CR)."""
@@ -105,9 +102,6 @@ class TwoStageKnowledgeLearning(Method):
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
-        _choice(params.scr_positive, ("teacher", "target"), "scr_positive")
-        _choice(params.scr_negatives, ("same_weather", "own"), "scr_negatives")
-        _choice(params.hcr_negatives, ("mean", "sum"), "hcr_negatives")
         for k, d in enumerate(self.teacher_domains):
             if not d:
                 raise UserError(f"teachers[{k}].domain is missing: tkl needs the weather type each teacher serves")

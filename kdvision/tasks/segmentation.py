@@ -6,6 +6,7 @@ mIoU / pixel accuracy over the whole evaluation set, colourised prediction pictu
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdvision.config import from_dict
+from kdvision.config_checks import NonNegativeFloat
 from kdvision.errors import UserError
 from kdvision.metrics.segmentation import ConfusionMatrix
 from kdvision.registry import TASKS
@@ -43,6 +46,14 @@ def per_pixel_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) 
     return F.cross_entropy(logits.float(), target, ignore_index=ignore_index)
 
 
+@dataclass
+class SegmentationOptions:
+    """The ``eval:`` section of a segmentation config."""
+
+    aux_weight: NonNegativeFloat = 0.4  # weight of the auxiliary head's CE (PSPNet)
+    ignore_index: int = 255  # label value that no loss or metric counts
+
+
 @TASKS.register("segmentation")
 class SegmentationTask(Task):
     """Per-pixel logits [B, C, H, W]; metric: mIoU (%) over the whole evaluation split."""
@@ -51,9 +62,9 @@ class SegmentationTask(Task):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        options = dict(cfg.eval or {})
-        self.aux_weight = float(options.get("aux_weight", 0.4))
-        self.ignore_index = int(options.get("ignore_index", 255))
+        options = from_dict(SegmentationOptions, dict(cfg.eval or {}), "eval", cfg.source)
+        self.aux_weight = options.aux_weight
+        self.ignore_index = options.ignore_index
 
     # -- models --------------------------------------------------------------------
     def create_model(self, spec: dict, where: str) -> nn.Module:

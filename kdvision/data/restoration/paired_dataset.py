@@ -18,6 +18,7 @@ from typing import Callable, Optional
 import torch
 from torch.utils.data import Dataset
 
+from kdvision.config_checks import ImageSide, PositiveInt
 from kdvision.data.restoration.images import image_size, read_image, to_tensor
 from kdvision.data.restoration.paired_layouts import (Pair, nh_haze_pairs, paired_folder_pairs,
                                                       reside_pairs)
@@ -33,7 +34,7 @@ class PairedImageDataset(Dataset):
     that an epoch of a 25-image set can be a useful number of steps.
     """
 
-    def __init__(self, pairs: list[Pair], transform: PairedTransform | None = None, repeat: int = 1,
+    def __init__(self, pairs: list[Pair], transform: PairedTransform | None = None, repeat: PositiveInt = 1,
                  autoencoder: bool = False, cache: bool = False):
         self.pairs = list(pairs)
         self.transform = transform
@@ -131,8 +132,8 @@ def build_paired(layout: Callable[[str], list[Pair]], root: str, crop: int, test
 
 
 @DATASETS.register("nh_haze")
-def nh_haze(seed: int, root: str, crop: int = 256, test_root: str = "", test_ids: Optional[list] = None,
-            test_count: int = 5, repeat: int = 1, flips: bool = True, transposes: bool = True,
+def nh_haze(seed: int, root: str, crop: ImageSide = 256, test_root: str = "", test_ids: Optional[list] = None,
+            test_count: int = 5, repeat: PositiveInt = 1, flips: bool = True, transposes: bool = True,
             autoencoder: bool = False, cache: bool = False) -> dict:
     """NH-HAZE / NH-HAZE2 / Dense-HAZE: NN_hazy <-> NN_GT in one folder."""
     return build_paired(nh_haze_pairs, root, crop, test_root, test_ids, test_count, repeat, flips,
@@ -140,8 +141,8 @@ def nh_haze(seed: int, root: str, crop: int = 256, test_root: str = "", test_ids
 
 
 @DATASETS.register("reside")
-def reside(seed: int, root: str, crop: int = 256, test_root: str = "", test_ids: Optional[list] = None,
-           test_count: int = 5, repeat: int = 1, flips: bool = True, transposes: bool = True,
+def reside(seed: int, root: str, crop: ImageSide = 256, test_root: str = "", test_ids: Optional[list] = None,
+           test_count: int = 5, repeat: PositiveInt = 1, flips: bool = True, transposes: bool = True,
            autoencoder: bool = False, cache: bool = False, input_dir: str = "hazy",
            target_dir: str = "") -> dict:
     """RESIDE ITS/SOTS: hazy/1_1_0.90179.png -> clear/1.png or gt/1.png (prefix before "_")."""
@@ -153,8 +154,8 @@ def reside(seed: int, root: str, crop: int = 256, test_root: str = "", test_ids:
 
 
 @DATASETS.register("paired_folder")
-def paired_folder(seed: int, root: str, crop: int = 256, test_root: str = "",
-                  test_ids: Optional[list] = None, test_count: int = 5, repeat: int = 1,
+def paired_folder(seed: int, root: str, crop: ImageSide = 256, test_root: str = "",
+                  test_ids: Optional[list] = None, test_count: int = 5, repeat: PositiveInt = 1,
                   flips: bool = True, transposes: bool = True, autoencoder: bool = False,
                   cache: bool = False, input_dir: str = "input", target_dir: str = "target") -> dict:
     """Generic pairs: root/input/x.png <-> root/target/x.png (same file names)."""

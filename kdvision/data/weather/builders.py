@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from kdvision.config_checks import ImageSide, PositiveInt
 from kdvision.data.restoration.paired_dataset import check_pairs, split_pairs
 from kdvision.data.restoration.paired_transforms import PairedTransform
 from kdvision.data.weather.layouts import LAYOUTS, allweather_pairs
@@ -67,7 +68,7 @@ def _finish(train, test, domains_opt, crop, repeat, flips, transposes, cache, wh
 
 
 @DATASETS.register("weather_mix")
-def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: int = 224, repeat: int = 1,
+def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: ImageSide = 224, repeat: PositiveInt = 1,
                 flips: bool = True, transposes: bool = False, cache: bool = False) -> dict:
     """Several weather folders, each {layout, root, domain, test_root | test_count}, mixed."""
     if not sources:
@@ -129,7 +130,7 @@ def _labelled(root: str, lists: dict | None, combined: str, patterns: dict | Non
 @DATASETS.register("allweather")
 def allweather(seed: int, root: str, train_list: str = "", train_lists: Optional[dict] = None,
                domain_patterns: Optional[dict] = None, test_root: str = "", test_lists: Optional[dict] = None,
-               domains: Optional[list] = None, crop: int = 224, repeat: int = 1, flips: bool = True,
+               domains: Optional[list] = None, crop: ImageSide = 224, repeat: PositiveInt = 1, flips: bool = True,
                transposes: bool = False, cache: bool = False) -> dict:
     """Allweather (TransWeather): list files of input paths; ground truth = "input" -> "gt"."""
     if not train_list and not train_lists:

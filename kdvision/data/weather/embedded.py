@@ -11,12 +11,15 @@ files on disk.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import zlib
 from typing import Callable
 
 import numpy as np
 import torch
 
+from kdvision.config_checks import MAX_IMAGE_SIDE, PositiveInt, Range
 from kdvision.data.restoration import photos
 from kdvision.data.restoration.degradations import DEGRADATIONS
 from kdvision.data.restoration.paired_transforms import PairedTransform
@@ -86,15 +89,14 @@ class EmbeddedWeatherDataset(DomainDataset):
 
 
 @DATASETS.register("embedded_weather")
-def embedded_weather(seed: int, domains: list[str] = ["haze", "rain", "snow"], size: int = 64,  # noqa: B006
-                     train_per_domain: int = 256, val_per_domain: int = 32, test_per_domain: int = 64,
+def embedded_weather(seed: int, domains: list[str] = ["haze", "rain", "snow"], size: Annotated[int, Range(ge=16, le=MAX_IMAGE_SIDE)] = 64,  # noqa: B006
+                     train_per_domain: PositiveInt = 256, val_per_domain: PositiveInt = 32,
+                     test_per_domain: PositiveInt = 64,
                      data_seed: int = -1) -> dict:
     """Haze/rain/snow on real photo crops (different photos per split), deterministic from a seed.
 
     ``data_seed`` (default: the run's seed) fixes the samples independently of the training seed.
     """
-    if size < 16 or min(train_per_domain, val_per_domain, test_per_domain) < 1:
-        raise UserError("data.size must be >= 16 and every per-domain count >= 1")
     smallest = photos.smallest_side(sum(photos.DEFAULT_SPLITS.values(), []))
     if size > smallest:
         raise UserError(f"data.size {size} is larger than the smallest photograph ({smallest} px)")
