@@ -56,8 +56,16 @@ def cmd_demo(args) -> int:
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "methods": cmd_methods, "demo": cmd_demo}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with kdvision's error form: one line ``kdvision: error: ...``, exit code 2
+    (argparse's own prints the usage first). Sub-command parsers are made of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"kdvision: error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="kdvision", description="Knowledge distillation for computer vision.")
+    p = Parser(prog="kdvision", description="Knowledge distillation for computer vision.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train what a YAML config describes")

@@ -99,12 +99,11 @@ def export_student(run_dir: str | Path, fmt: str, out: str | Path, size: tuple[i
     model, cfg, task = load_run_student(run_dir)
     shape = input_shape(task, size)
     out = Path(out).expanduser()
-    out.parent.mkdir(parents=True, exist_ok=True)
     net = MainOutput(model).eval()
     torch.manual_seed(0)
     traced_with, checked_with = torch.randn(2, *shape), torch.randn(3, *shape)
-    with torch.no_grad():
-        expected = net(checked_with)
+    expected = _reference_output(net, checked_with, cfg.student["name"], size is not None)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "onnx":
         diff = _export_onnx(net, traced_with, checked_with, expected, out, opset)
     elif fmt == "torchscript":
@@ -116,6 +115,17 @@ def export_student(run_dir: str | Path, fmt: str, out: str | Path, size: tuple[i
     return {"format": fmt, "path": str(out), "model": cfg.student["name"], "input_shape": list(shape),
             "parameters": sum(p.numel() for p in model.parameters()), "max_abs_diff": diff,
             "checked_batch": int(checked_with.shape[0]), "bytes": out.stat().st_size}
+
+
+def _reference_output(net: nn.Module, x: torch.Tensor, name: str, given: bool) -> torch.Tensor:
+    """PyTorch's output on ``x``; an input shape the student cannot take is a user error."""
+    try:
+        with torch.no_grad():
+            return net(x)
+    except RuntimeError as e:
+        what = "--input-size" if given else "the data set's input"
+        shape = ",".join(str(d) for d in x.shape[1:])
+        raise UserError(f"{what} {shape} does not fit the student ({name}): {str(e).splitlines()[0]}") from None
 
 
 def _export_onnx(net, traced_with, checked_with, expected, out: Path, opset: int) -> float:

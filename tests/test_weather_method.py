@@ -5,6 +5,7 @@ import warnings
 import pytest
 import torch
 
+from kdvision.config import params_from_dict
 from kdvision.errors import UserError
 from kdvision.methods.two_stage import TwoStageKnowledgeLearning, TwoStageParams
 from kdvision.models.restoration_unet import WeatherUNet
@@ -154,5 +155,5 @@ def test_bad_input_is_one_line_user_error(tiny_vgg):
     m.setup(batch([0, 1, 2]))
     with pytest.raises(UserError, match="has no 'rain' samples"):
         m(batch([0, 2, 2]))
-    with pytest.raises(UserError, match="scr_positive"):
-        make_method(scr_positive="gt")
+    with pytest.raises(UserError, match="'method.scr_positive' must be one of teacher, target"):
+        params_from_dict(TwoStageParams, {"name": "tkl", "scr_positive": "gt"}, "method", "c.yaml")
