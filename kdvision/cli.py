@@ -14,9 +14,17 @@ from kdvision.errors import UserError
 
 def cmd_train(args) -> int:
     from kdvision.config import load_config
+
+    cfg = load_config(args.config, args.overrides)  # before torch is imported: config errors come fast
+    if args.check:
+        from kdvision.engine.check import check_config
+
+        print(check_config(cfg, args.out))
+        return 0
+    if args.out is None:
+        raise UserError("train: --out DIR is required (only --check runs without one)")
     from kdvision.engine.trainer import Trainer
 
-    cfg = load_config(args.config, args.overrides)
     Trainer(cfg, args.out, resume=args.resume, quiet=args.quiet).fit()
     return 0
 
@@ -70,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train what a YAML config describes")
     t.add_argument("config")
-    t.add_argument("--out", required=True, help="run directory (never overwritten; --resume continues it)")
+    t.add_argument("--out", default=None, help="run directory (never overwritten; --resume continues it)")
+    t.add_argument("--check", action="store_true",
+                   help="check the config, models, teacher weights, data (one batch) and method, then stop; "
+                        "writes nothing (with --out, teachers already trained in that run are used)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.epochs=2")

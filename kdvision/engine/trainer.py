@@ -21,7 +21,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from kdvision.config import Config, load_config
+from kdvision.config import Config, load_config, load_yaml
 from kdvision.engine import build, distributed
 from kdvision.engine.checkpoint import RunDir, load_checkpoint, save_checkpoint, save_safetensors
 from kdvision.engine.cpu_memory import keep_freed_memory
@@ -221,7 +221,7 @@ class Trainer:
 
     def _write_config(self) -> None:
         if self.resume:
-            saved = yaml.safe_load(self.run.config.read_text()) if self.run.config.is_file() else None
+            saved = load_yaml(self.run.config) if self.run.config.is_file() else None  # strict: one clear line
             now = self.cfg.to_dict()
             if saved is not None:
                 changed = [k for k in now if k != "train" and now[k] != saved.get(k)]
