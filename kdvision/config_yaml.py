@@ -18,9 +18,10 @@ class UniqueKeyLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
-    loader.flatten_mapping(node)  # resolves merge keys (<<) first, as SafeLoader does
     seen: dict = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor': its keys may be overridden here
+            continue
         key = loader.construct_object(key_node, deep=deep)
         try:
             first = seen.get(key)

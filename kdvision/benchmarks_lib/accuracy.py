@@ -55,7 +55,8 @@ def add_arguments(p) -> None:
     p.add_argument("configs", nargs="+", metavar="CONFIG",
                    help="recipes (YAML); KEY=VALUE items are overrides applied to every recipe and its teacher")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds per recipe (default 3)")
-    p.add_argument("--first-seed", type=non_negative_int, default=0, help="the seeds are first-seed .. first-seed+seeds-1")
+    p.add_argument("--first-seed", type=non_negative_int, default=0,
+                   help="the seeds are first-seed .. first-seed+seeds-1")
     p.add_argument("--out", required=True, help="benchmark folder: runs/, results.md, results.png, bench.json")
     p.add_argument("--verbose", action="store_true", help="print every epoch of every run")
     p.set_defaults(overrides=[])

@@ -30,5 +30,6 @@ def output_file(text: str) -> str:
     """A file to write: not an existing folder, not a name ending in a path separator."""
     path = Path(text).expanduser()
     if path.is_dir() or text.endswith(("/", "\\")):
-        raise argparse.ArgumentTypeError(f"'{text}' is a folder; give the file to write, e.g. {Path(text) / 'student.onnx'}")
+        example = Path(text) / "student.onnx"
+        raise argparse.ArgumentTypeError(f"'{text}' is a folder; give the file to write, e.g. {example}")
     return text

@@ -27,7 +27,7 @@ def parse_size(text: str) -> tuple[int, ...]:
 def opset(text: str) -> int:
     value = int_at_least(MIN_OPSET)(text)
     if value > MAX_OPSET:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_OPSET} (the newest opset torch.onnx exports), got {value}")
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_OPSET} (the newest torch.onnx exports), got {value}")
     return value
 
 

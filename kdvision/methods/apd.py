@@ -45,6 +45,9 @@ from kdvision.tasks.base import main_output
 from kdvision.tasks.segmentation import per_pixel_ce
 
 
+Pooling = Literal["image", "batch"]
+
+
 @dataclass
 class APDParams:
     kd_weight: NonNegativeFloat = 10.0
@@ -53,8 +56,9 @@ class APDParams:
     temperature: PositiveFloat = 1.0  # pixel KD temperature
     scale: PositiveFloat = 10.0  # perspective logits: 1 / temperature 0.1
     kl_reduction: Reduction = "pixel"  # "element": the official KLDivLoss mean (per-pixel KL / channels)
-    pooling: Literal["image", "batch"] = "image"  # "image": per-image perspective (paper); "batch": per mini-batch (code)
-    pool_images: NonNegativeInt = 0  # with pooling "batch": images per pool (0 = the whole batch; 2 = the code's per-GPU batch)
+    pooling: Pooling = "image"  # "image": per-image perspective (paper); "batch": per mini-batch (code)
+    #: with pooling "batch": images per pool (0 = the whole batch; 2 = the code's per-GPU batch)
+    pool_images: NonNegativeInt = 0
     proj_dim: NonNegativeInt = 0  # projector width; 0 = the teacher feature's channels (512 at full width)
     teacher_lr: PositiveFloat = 1e-5
     teacher_betas: Betas = field(default_factory=lambda: [0.9, 0.99])

@@ -38,7 +38,8 @@ def ade20k_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
 
 @DATASETS.register("ade20k")
 def build_ade20k(seed: int = 0, root: str = "data/ADEChallengeData2016", crop_size: ImageSide = 473,
-                 scale_min: PositiveFloat = 0.5, scale_max: PositiveFloat = 2.0, rotate: float = 10.0, blur: bool = True,
+                 scale_min: PositiveFloat = 0.5, scale_max: PositiveFloat = 2.0, rotate: float = 10.0,
+                 blur: bool = True,
                  flip: bool = True) -> dict:
     """ADE20K (150 classes): 20,210 training / 2,000 validation images; "test" = validation."""
     base = Path(root)

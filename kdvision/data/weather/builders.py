@@ -68,8 +68,8 @@ def _finish(train, test, domains_opt, crop, repeat, flips, transposes, cache, wh
 
 
 @DATASETS.register("weather_mix")
-def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: ImageSide = 224, repeat: PositiveInt = 1,
-                flips: bool = True, transposes: bool = False, cache: bool = False) -> dict:
+def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: ImageSide = 224,
+                repeat: PositiveInt = 1, flips: bool = True, transposes: bool = False, cache: bool = False) -> dict:
     """Several weather folders, each {layout, root, domain, test_root | test_count}, mixed."""
     if not sources:
         raise UserError("data.sources is empty: list the weather folders to mix")

@@ -88,8 +88,11 @@ class EmbeddedWeatherDataset(DomainDataset):
                 "name": self.names[index]}
 
 
+Size = Annotated[int, Range(ge=16, le=MAX_IMAGE_SIDE)]
+
+
 @DATASETS.register("embedded_weather")
-def embedded_weather(seed: int, domains: list[str] = ["haze", "rain", "snow"], size: Annotated[int, Range(ge=16, le=MAX_IMAGE_SIDE)] = 64,  # noqa: B006
+def embedded_weather(seed: int, domains: list[str] = ["haze", "rain", "snow"], size: Size = 64,  # noqa: B006
                      train_per_domain: PositiveInt = 256, val_per_domain: PositiveInt = 32,
                      test_per_domain: PositiveInt = 64,
                      data_seed: int = -1) -> dict:
