@@ -41,7 +41,8 @@ def check_config(cfg: Config, out: str | Path | None = None, _chain: tuple[Path,
         from kdvision.cache import attach
 
         attach.check_early(cfg, cls, datasets["train"])
-    teachers, teacher_notes = _teachers(cfg, task, Path(out) if out else NO_RUN, _chain)
+    chain = _chain or ((Path(cfg.source).resolve(),) if cfg.source else ())
+    teachers, teacher_notes = _teachers(cfg, task, Path(out) if out else NO_RUN, chain)
     method = build.build_method(cfg, task, teachers).to(device)
     batch = to_device(next(iter(_train_loader(cfg, datasets["train"]))), device)
     with autocast():
