@@ -18,8 +18,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 
-from kdvision.config_checks import (Betas, Device, Fraction, NonNegativeFloat, NonNegativeInt,
-                                     PositiveFloat, PositiveInt, Range, Seed, apply_constraints, check_choice)
+from kdvision.config_checks import (BatchSize, Betas, Device, Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat,
+                                     PositiveInt, Range, Seed, Workers, apply_constraints, check_choice)
 from kdvision.config_yaml import base_paths, read_yaml_mapping
 from kdvision.errors import UserError
 
@@ -114,7 +114,7 @@ class TeacherCacheConfig:
     path: Optional[str] = None  # default: <run>/teacher_cache.safetensors
     rebuild: bool = False  # rebuild a stale cache instead of refusing it
     seed: Seed = 0  # seeds the recorded augmentations
-    batch_size: PositiveInt = 256  # teacher batch while building
+    batch_size: BatchSize = 256  # teacher batch while building
 
 
 @dataclass
@@ -122,9 +122,9 @@ class LoaderConfig:
     """The ``data`` keys the trainer reads itself; the rest go to the data set's builder,
     which checks them against its own signature (``call_with_config``)."""
 
-    batch_size: PositiveInt = 64
-    eval_batch_size: Optional[PositiveInt] = None  # default: 2 * batch_size
-    workers: NonNegativeInt = 0
+    batch_size: BatchSize = 64
+    eval_batch_size: Optional[BatchSize] = None  # default: 2 * batch_size
+    workers: Workers = 0
 
 
 @dataclass

@@ -22,6 +22,10 @@ from kdvision.errors import UserError
 #: the largest image side (pixels) a config may ask for: refuses e.g. a 100000-pixel
 #: resolution before anything is allocated (8192^2 RGB floats are already 800 MB an image)
 MAX_IMAGE_SIDE = 8192
+#: the largest batch a config may ask for (beyond it Python's own indices overflow)
+MAX_BATCH = 2 ** 31 - 1
+#: data-loading worker processes: more is a typo, and each one is a process
+MAX_WORKERS = 256
 #: seeds are 64-bit: torch, numpy (seed % 2**32) and Python all accept [0, 2**63 - 1]
 MAX_SEED = 2 ** 63 - 1
 
@@ -119,6 +123,8 @@ NonNegativeFloat = Annotated[float, Range(ge=0)]
 FiniteFloat = Annotated[float, Range()]
 Fraction = Annotated[float, Range(ge=0, le=1)]
 Seed = Annotated[int, Range(ge=0, le=MAX_SEED)]
+BatchSize = Annotated[int, Range(ge=1, le=MAX_BATCH)]
+Workers = Annotated[int, Range(ge=0, le=MAX_WORKERS)]
 #: an image side in pixels (crop, resolution, size)
 ImageSide = Annotated[int, Range(ge=1, le=MAX_IMAGE_SIDE)]
 #: Adam's (beta1, beta2)

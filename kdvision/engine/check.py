@@ -45,6 +45,7 @@ def check_config(cfg: Config, out: str | Path | None = None, _chain: tuple[Path,
     teachers, teacher_notes = _teachers(cfg, task, Path(out) if out else NO_RUN, chain)
     method = build.build_method(cfg, task, teachers).to(device)
     batch = to_device(next(iter(_train_loader(cfg, datasets["train"]))), device)
+    task.check_batch(batch)
     with autocast():
         method.setup(batch)
     optimizer = build_optimizer(cfg.train.optimizer, method.param_groups())

@@ -177,6 +177,7 @@ class Trainer:
         self.base_params = self.method.params
         first = to_device(next(iter(self._loader(self.datasets["train"], True, 0))), self.device,
                           cfg.train.channels_last)
+        self.task.check_batch(first)  # e.g. segmentation masks under task classification
         with self.autocast():
             self.method.setup(first)
         self.optimizer = build_optimizer(cfg.train.optimizer, self.method.param_groups())

@@ -28,6 +28,9 @@ class Task:
 
     metric = "acc"
     higher_is_better = True
+    #: what a batch's "target" must be for this task: (dimensions, floating point, in words);
+    #: None: not checked
+    target_kind: tuple[int, bool, str] | None = None
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -47,6 +50,17 @@ class Task:
         """Facts models need from the data, e.g. {"num_classes": 100}."""
         train = self.datasets()["train"]
         return {k: getattr(train, k) for k in ("num_classes", "domains") if hasattr(train, k)}
+
+    def check_batch(self, batch: dict[str, Any]) -> None:
+        """Refuse a batch this task cannot learn from, e.g. segmentation masks under task classification."""
+        target = batch.get("target")
+        if self.target_kind is None or not isinstance(target, torch.Tensor):
+            return
+        dims, floating, words = self.target_kind
+        if target.dim() != dims or target.is_floating_point() != floating:
+            raise UserError(f"{self.cfg.source}: task '{self.cfg.task}' learns from {words}, but data "
+                            f"'{self.cfg.data['name']}' gives {str(target.dtype)[6:]} targets of shape "
+                            f"{list(target.shape)}; is 'task' right for this data set?")
 
     # -- models --------------------------------------------------------------------
     def create_model(self, spec: dict, where: str) -> nn.Module:

@@ -17,6 +17,7 @@ class ClassificationTask(Task):
     """Class logits [B, C]; metric: top-1 accuracy (%) on the evaluation split."""
 
     metric = "acc"
+    target_kind = (1, False, "one class label per image")
 
     def loss(self, output: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {"ce": F.cross_entropy(main_output(output).float(), batch["target"])}

@@ -14,7 +14,7 @@ Options are read from the config's ``eval:`` section (see ``RestorationOptions``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdvision.config import from_dict
-from kdvision.config_checks import ImageSide, NonNegativeFloat, NonNegativeInt
+from kdvision.config_checks import MAX_IMAGE_SIDE, ImageSide, NonNegativeFloat, Range
 from kdvision.errors import UserError
 from kdvision.losses.restoration import l1, lab_mse, laplacian_pyramid_l1
 from kdvision.metrics.restoration import psnr_per_image, ssim_per_image
@@ -37,7 +37,8 @@ class RestorationOptions:
 
     colour: Literal["rgb", "y"] = "rgb"  # the colour space of PSNR / SSIM
     self_ensemble: bool = False  # x8 flips/transposes averaged at evaluation
-    multiple: NonNegativeInt = 0  # pad evaluation images to this multiple (0: the model's input_multiple)
+    #: pad evaluation images to this multiple (0: the model's input_multiple)
+    multiple: Annotated[int, Range(ge=0, le=MAX_IMAGE_SIDE)] = 0
     l1_weight: NonNegativeFloat = 1.0
     laplacian_weight: NonNegativeFloat = 0.3
     lab_weight: NonNegativeFloat = 0.5
@@ -51,6 +52,7 @@ class RestorationTask(Task):
     """Degraded image in, clean image out; metric: PSNR (dB)."""
 
     metric = "psnr"
+    target_kind = (4, True, "clean images [batch, channels, height, width]")
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -59,6 +59,7 @@ class SegmentationTask(Task):
     """Per-pixel logits [B, C, H, W]; metric: mIoU (%) over the whole evaluation split."""
 
     metric = "miou"
+    target_kind = (3, False, "a class label per pixel [batch, height, width]")
 
     def __init__(self, cfg):
         super().__init__(cfg)
