@@ -81,3 +81,12 @@ def test_check_refuses_a_cycle_of_teacher_recipes(tmp_path):
 def test_train_without_out_says_what_is_missing(tmp_path):
     cfg = write_yaml(tmp_path / "c.yaml", TINY_DIGITS)
     one_line_error(run_cli("train", str(cfg)), "--out DIR is required (only --check runs without one)")
+
+
+def test_check_refuses_data_of_another_task(tmp_path):
+    """Found by the property test: a segmentation data set under the default task (classification)."""
+    cfg = load_config(write_yaml(tmp_path / "c.yaml", {**TINY_DIGITS, "data": {
+        "name": "digit_scenes", "size": 32, "train_size": 4, "val_size": 2, "test_size": 2, "batch_size": 2}}))
+    with pytest.raises(UserError, match=r"task 'classification' learns from one class label per image, but data "
+                                        r"'digit_scenes' gives int64 targets of shape \[2, 32, 32\]"):
+        check_config(cfg)
