@@ -75,7 +75,8 @@ class TrainConfig:
     channels_last: bool = False
     compile_teacher: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    grad_clip: Optional[float] = None
+    grad_clip: Optional[float] = None  # clip the gradients' global L2 norm
+    grad_clip_value: Optional[float] = None  # clip every gradient element to [-v, v] (clip_grad_value_)
     max_steps_per_epoch: Optional[int] = None
     deterministic: bool = False
     tensorboard: bool = True
@@ -317,8 +318,9 @@ def call_with_config(fn, options: dict, prefix: str, source: str, **fixed):
 
 
 def params_from_dict(cls, options: dict, prefix: str, source: str):
-    """Validate a method's ``Params`` dataclass from the ``method`` section (minus its name)."""
-    return from_dict(cls, {k: v for k, v in options.items() if k != "name"}, prefix, source)
+    """Validate a method's ``Params`` dataclass from the ``method`` section (minus its name and its
+    loss-term ``weights``, which ``kdvision.engine.build.method_params`` checks against the method's terms)."""
+    return from_dict(cls, {k: v for k, v in options.items() if k not in ("name", "weights")}, prefix, source)
 
 
 def _join(prefix: str, key: str) -> str:

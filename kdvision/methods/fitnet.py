@@ -17,8 +17,6 @@ from kdvision.taps import FeatureTaps
 @dataclass
 class FitNetParams:
     layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: middle stage
-    weight: float = 100.0  # community default (RepDistiller: beta = 100)
-    ce_weight: float = 1.0
     kernel_size: int = 1  # 1x1 or 3x3 regressor
 
 
@@ -32,7 +30,7 @@ def regressor(in_channels: int, out_channels: int, stride: int, kernel_size: int
 
 @METHODS.register("fitnet")
 class FitNet(Method):
-    """total = ce_weight * CE + weight * MSE(regressor(F_s^hint), F_t^guided).
+    """total = weights.ce * CE + weights.hint * MSE(regressor(F_s^hint), F_t^guided).
 
     The hint/guided layers default to the middle stage of both networks (RepDistiller's
     hint_layer 2). The regressor is built from the shapes seen on the first batch; a student
@@ -41,6 +39,8 @@ class FitNet(Method):
 
     Params = FitNetParams
     teachers_required = "one"
+    default_weights = {"hint": 100.0}  # community default (RepDistiller: beta = 100)
+    renamed_params = {"weight": "hint", "ce_weight": "ce"}
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
@@ -72,12 +72,13 @@ class FitNet(Method):
             self.regressors.append(regressor(fs.shape[1], ft.shape[1], hs // ht, self.params.kernel_size)
                                    .to(fs.device))
 
-    def forward(self, batch):
-        p = self.params
+    def compute(self, batch):
         out = self.student(batch["input"])
+        losses = dict(self.task.loss(out, batch))
+        if not self.active("hint"):
+            self.student_taps.take()
+            return out, losses
         self.run_teacher(batch["input"])
-        hint = sum(fitnet_loss(reg(fs), ft)
-                   for reg, fs, ft in zip(self.regressors, self.student_taps.take(), self.teacher_taps.take()))
-        losses = {k: p.ce_weight * v for k, v in self.task.loss(out, batch).items()}
-        losses["hint"] = p.weight * hint
+        losses["hint"] = sum(fitnet_loss(reg(fs), ft)
+                             for reg, fs, ft in zip(self.regressors, self.student_taps.take(), self.teacher_taps.take()))
         return out, losses

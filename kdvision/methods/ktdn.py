@@ -32,17 +32,18 @@ from kdvision.taps import FeatureTaps
 
 @dataclass
 class KTDNParams:
-    kt_weight: float = 1.0  # weight of L1(student feature, teacher feature of the clear image)
     student_tap: str = ""  # module path; default: student.feature_tap
     teacher_tap: str = ""  # module path; default: teacher.feature_tap
 
 
 @METHODS.register("ktdn")
 class KTDN(Method):
-    """total = task reconstruction losses (L1, Laplacian, Lab) + kt_weight * L1(f_S(x), f_T(gt))."""
+    """total = task reconstruction losses (L1, Laplacian, Lab) + weights.kt * L1(f_S(x), f_T(gt))."""
 
     Params = KTDNParams
     teachers_required = "one"
+    default_weights = {"kt": 1.0}  # L1(student feature, teacher feature of the clear image)
+    renamed_params = {"kt_weight": "kt"}
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
@@ -66,14 +67,14 @@ class KTDN(Method):
                             f"teacher tap '{self.teacher_path}' gives {tuple(t.shape[1:])}; build the teacher "
                             f"with the student's bottleneck width (teacher.model.student_width)")
 
-    def forward(self, batch):
+    def compute(self, batch):
         out = self.student(batch["input"])
         f_student = self.student_taps.take()[0]
-        losses = self.task.loss(out, batch)
-        if self.params.kt_weight:
+        losses = dict(self.task.loss(out, batch))
+        if self.active("kt"):
             self.run_teacher(batch["target"])  # the teacher sees the matching CLEAR image
             f_teacher = self.teacher_taps.take()[0]
-            losses["kt"] = self.params.kt_weight * feature_transfer_l1(f_student, f_teacher)
+            losses["kt"] = feature_transfer_l1(f_student, f_teacher)
         else:
             self.teacher_taps.outputs = {}
         return out, losses
@@ -82,4 +83,4 @@ class KTDN(Method):
 @METHODS.register("srktdn")
 class SRKTDN(KTDN):
     """KTDN's objective for the SRKTDN student (the model carries the super-resolution branch):
-    total = L1 + 0.3 Laplacian + 0.5 Lab MSE (task) + kt_weight * L1(f_S(x), f_T(gt))."""
+    total = L1 + 0.3 Laplacian + 0.5 Lab MSE (task) + weights.kt * L1(f_S(x), f_T(gt))."""

@@ -46,6 +46,7 @@ def per_pixel_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) 
 @TASKS.register("segmentation")
 class SegmentationTask(Task):
     """Per-pixel logits [B, C, H, W]; metric: mIoU (%) over the whole evaluation split."""
+    loss_terms = ("ce", "ce_aux")  # the names ``loss`` returns (``method.weights`` keys)
 
     metric = "miou"
 
