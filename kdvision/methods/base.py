@@ -96,8 +96,11 @@ class Method(nn.Module):
         if overrides:
             self.params = replace(self.params, **overrides)
 
-    def configure_weights(self, weights: dict[str, Weight]) -> None:
-        """The config's ``method.weights`` (parsed); the current weights become these."""
+    def configure_weights(self, weights: dict[str, Any]) -> None:
+        """The config's ``method.weights`` ({term: Weight, number or schedule mapping}); the
+        current weights become these."""
+        weights = {k: w if isinstance(w, Weight) else parse_weight(w, f"method.weights.{k}")
+                   for k, w in weights.items()}
         self.configured_weights = dict(weights)
         self.loss_weights = dict(weights)
 
