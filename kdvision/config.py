@@ -41,7 +41,8 @@ class ScheduleConfig:
     power: float = 0.9  # for poly
     min_lr: float = 0.0  # for cosine
     warmup_epochs: float = 0.0
-    warmup_start_factor: float = 0.01
+    warmup_start_factor: float = 0.01  # for warmup: linear
+    warmup: str = "linear"  # linear: start_factor -> 1 over warmup_epochs | gradual: (epoch + 1) / warmup_epochs
     by: str = "epoch"  # epoch | step: when the schedule advances
 
 

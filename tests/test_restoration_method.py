@@ -215,3 +215,26 @@ def test_models_build_without_reading_the_data():
                             "student": {"name": "srktdn"}, "method": {"name": "student"}})
     model = RestorationTask(cfg).create_model(cfg.student, "student")  # no UserError about the folder
     assert model.sr_branch is not None
+
+
+def test_eval_mode_after_epoch_freezes_the_batch_norm_statistics():
+    """The official SRKTDN script trains in eval mode from epoch 101 (``train_mode = 100``)."""
+    method = make_method(eval_mode_after_epoch=2)
+    b = batch()
+    method.setup(b)
+    method.train()
+    bn = next(m for m in method.student.modules() if isinstance(m, nn.BatchNorm2d))
+    method.set_progress(1.5)
+    before = bn.running_mean.clone()
+    method(b)
+    assert method.student.training and not torch.equal(before, bn.running_mean)  # epoch 2: train mode
+    method.set_progress(2.0)
+    before = bn.running_mean.clone()
+    _, losses = method(b)
+    assert not method.student.training and torch.equal(before, bn.running_mean)  # epoch 3: statistics frozen
+    method.train()  # the trainer's next epoch keeps it in eval mode
+    assert not method.student.training
+    sum(losses.values()).backward()  # and it still learns
+    assert method.student.encoder.conv1[0].weight.grad.abs().sum() > 0
+    with pytest.raises(UserError, match="method.eval_mode_after_epoch"):
+        make_method(eval_mode_after_epoch=-1)

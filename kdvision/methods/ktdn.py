@@ -15,6 +15,11 @@ Two stages in one config:
 
 The feature taps default to each model's ``feature_tap`` attribute ("mid" for the kdvision
 KTDN models); name others with ``student_tap`` / ``teacher_tap`` (module paths).
+
+``eval_mode_after_epoch: N`` trains the student in eval mode (frozen batch-norm statistics, no
+dropout) from epoch N + 1 on, as the official SRKTDN script does with ``train_mode = 100``
+(Errno1024/SRKT-ntire2021 src/train.py: ``model.train()`` while the 0-based epoch < 100, else
+``model.eval()``). 0 (default): train mode throughout.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from kdvision.taps import FeatureTaps
 class KTDNParams:
     student_tap: str = ""  # module path; default: student.feature_tap
     teacher_tap: str = ""  # module path; default: teacher.feature_tap
+    eval_mode_after_epoch: int = 0  # > 0: the student trains in eval mode after this many epochs (official: 100)
 
 
 @METHODS.register("ktdn")
@@ -47,10 +53,27 @@ class KTDN(Method):
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
+        if params.eval_mode_after_epoch < 0:
+            raise UserError(f"method.eval_mode_after_epoch must be >= 0 (0: never), got {params.eval_mode_after_epoch}")
         self.student_path = feature_tap(student, params.student_tap, "student", "mid")
         self.teacher_path = feature_tap(self.teacher, params.teacher_tap, "teacher", "mid")
         self.student_taps = FeatureTaps(student, [self.student_path], owner="student")
         self.teacher_taps = FeatureTaps(self.teacher, [self.teacher_path], owner="teacher")
+
+    def student_in_eval_mode(self) -> bool:
+        n = self.params.eval_mode_after_epoch
+        return n > 0 and self.progress >= n
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.student_in_eval_mode():
+            self.student.eval()
+        return self
+
+    def set_progress(self, progress: float) -> None:
+        super().set_progress(progress)
+        if self.training and self.student_in_eval_mode():
+            self.student.eval()
 
     @torch.no_grad()
     def setup(self, batch):
