@@ -22,6 +22,9 @@ from kdvision.methods.loss_weights import Weight, parse_weight
 from kdvision.tasks.base import main_output
 
 
+UNIT_WEIGHT = Weight(1.0)
+
+
 @dataclass
 class NoParams:
     pass
@@ -63,7 +66,7 @@ class Method(nn.Module):
         self.progress = 0.0
         self.configured_weights: dict[str, Weight] = {}  # method.weights of the config
         self.loss_weights: dict[str, Weight] = {}  # those in force (the current stage's on top)
-        self.weight_defaults = dict(self.default_weights)
+        self.weight_defaults = {k: parse_weight(v, f"default weight of {k}") for k, v in self.default_weights.items()}
         self.raw_terms: dict[str, torch.Tensor] = {}
 
     @classmethod
@@ -111,9 +114,7 @@ class Method(nn.Module):
 
     def weight(self, term: str) -> float:
         """The weight of ``term`` at the current progress."""
-        w = self.loss_weights.get(term)
-        if w is None:
-            w = parse_weight(self.weight_defaults.get(term, 1.0), f"default weight of {term}")
+        w = self.loss_weights.get(term) or self.weight_defaults.get(term) or UNIT_WEIGHT
         return w.at(self.progress)
 
     def active(self, term: str) -> bool:

@@ -58,6 +58,7 @@ from kdvision.errors import UserError
 from kdvision.losses import at_loss, fitnet_loss, kd_loss
 from kdvision.losses.pixel_kd import pixel_kd_loss
 from kdvision.methods.base import Method
+from kdvision.methods.loss_weights import Weight
 from kdvision.methods.pixel_kd import to_label_size
 from kdvision.models.frskd_seg_self_teacher import FRSKDSegSelfTeacher
 from kdvision.models.frskd_self_teacher import conv1x1_bn_relu, frskd_self_teacher
@@ -146,7 +147,7 @@ class FRSKD(Method):
                             f"logits [batch, classes] or per-pixel logits [batch, classes, height, width]")
         self.dense = logits.dim() == 4
         if self.dense:
-            self.weight_defaults.update(kd=DEFAULT_WEIGHTS["dense"][0], feature=DEFAULT_WEIGHTS["dense"][1])
+            self.weight_defaults.update(kd=Weight(DEFAULT_WEIGHTS["dense"][0]), feature=Weight(DEFAULT_WEIGHTS["dense"][1]))
         device = features[0].device
         p = self.params
         if self.dense and p.dense_self_teacher == "official":

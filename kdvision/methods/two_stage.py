@@ -36,7 +36,6 @@ from kdvision.losses.collaborative import pfe_loss, pfv_loss
 from kdvision.losses.contrastive import VGG_LAYER_WEIGHTS, contrastive_regularization
 from kdvision.methods.base import Method
 from kdvision.methods.feature_pairs import resolve_layer_pairs
-from kdvision.methods.loss_weights import parse_weight
 from kdvision.models.vgg19_features import VGG19Features
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
@@ -131,7 +130,7 @@ class TwoStageKnowledgeLearning(Method):
         whenever SCR or HCR can be on: a nonzero weight or a schedule."""
         super().configure_weights(weights)
         can_be_on = [t for t in ("scr", "hcr")
-                     if not weights.get(t, parse_weight(self.weight_defaults[t], t)).always_zero]
+                     if not self.configured_weights.get(t, self.weight_defaults[t]).always_zero]
         if can_be_on and self.perceptual is None:
             self._build_perceptual()
 
