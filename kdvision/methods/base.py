@@ -35,8 +35,9 @@ class Method(nn.Module):
 
     Subclasses set ``Params`` (a dataclass of the method's hyper-parameters, validated from
     the ``method`` config section), ``teachers_required`` ("none", "one" or "many") and
-    implement ``forward``. Connectors whose shapes depend on the data are built in ``setup``
-    from a first batch, before the optimiser is made.
+    implement ``compute`` (unweighted terms; ``default_weights`` names the method's own terms
+    and their default weights, ``renamed_params`` its old weight keys). Connectors whose shapes
+    depend on the data are built in ``setup`` from a first batch, before the optimiser is made.
     """
 
     Params = NoParams
