@@ -1,6 +1,6 @@
 """FRSKD on segmentation networks: the official self-teacher (second BiFPN + 3x3 head on the
-finest level) against the official modules, shapes, loss terms against a direct computation, gradient routing (KD and feature terms never reach the self-teacher; its CE reaches
-the backbone)."""
+finest level) against the official modules, shapes, loss terms against a direct computation,
+gradient routing (KD and feature terms never reach the self-teacher; its CE reaches the backbone)."""
 import pytest
 import torch
 import torch.nn.functional as F

@@ -76,11 +76,13 @@ def test_old_weight_keys_name_their_new_place(tmp_path):
     staged = write_yaml(tmp_path / "staged.yaml", {**TINY_DIGITS, "method": {"name": "frskd"}, "train": {
         **TINY_DIGITS["train"], "stages": [{"name": "a", "epochs": 1, "method": {"beta": 0.0}}]}})
     cfg = load_config(staged)
-    with pytest.raises(UserError, match=r"train.stages\[0\].method.beta is now train.stages\[0\].method.weights.feature"):
+    with pytest.raises(UserError,
+                       match=r"train.stages\[0\].method.beta is now train.stages\[0\].method.weights.feature"):
         validate_method(cfg, method_class(cfg))
     unknown = write_yaml(tmp_path / "unknown.yaml", {**TINY_DIGITS, "method": {"name": "frskd", "weights": {"kl": 1}}})
     cfg = load_config(unknown)
-    with pytest.raises(UserError, match=r"unknown loss term 'method.weights.kl' \(this method's terms: ce, kd, feature"):
+    with pytest.raises(UserError,
+                       match=r"unknown loss term 'method.weights.kl' \(this method's terms: ce, kd, feature"):
         validate_method(cfg, method_class(cfg))
 
 

@@ -4,8 +4,8 @@ It hands the method its training progress (``method.set_progress(epoch + step / 
 which the method's loss-term weight schedules read), asks it for ``(output, {name: weighted
 loss})``, sums the dict, backpropagates, steps the optimisers and logs every term: per epoch,
 ``train/<term>`` is the weighted term's mean (what the total ``train/loss`` sums),
-``train/raw/<term>`` the unweighted term's and ``train/weight/<term>`` the weight's. It walks ``train.stages`` (switching the method's
-parameters at each boundary), evaluates every ``eval_every`` epochs, writes ``last.pt`` each
+``train/raw/<term>`` the unweighted term's and ``train/weight/<term>`` the weight's. It walks
+``train.stages`` (switching the method's parameters at each boundary), evaluates every ``eval_every`` epochs, writes ``last.pt`` each
 epoch and ``best.pt`` on improvement (atomically), and resumes exactly where a run stopped:
 every epoch reseeds all random generators from (seed, epoch), so a run resumed after epoch k
 replays the same augmentations and ends with the same weights as an uninterrupted run.

@@ -79,6 +79,6 @@ class FitNet(Method):
             self.student_taps.take()
             return out, losses
         self.run_teacher(batch["input"])
-        losses["hint"] = sum(fitnet_loss(reg(fs), ft)
-                             for reg, fs, ft in zip(self.regressors, self.student_taps.take(), self.teacher_taps.take()))
+        pairs = zip(self.regressors, self.student_taps.take(), self.teacher_taps.take())
+        losses["hint"] = sum(fitnet_loss(reg(fs), ft) for reg, fs, ft in pairs)
         return out, losses

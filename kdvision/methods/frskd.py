@@ -147,7 +147,8 @@ class FRSKD(Method):
                             f"logits [batch, classes] or per-pixel logits [batch, classes, height, width]")
         self.dense = logits.dim() == 4
         if self.dense:
-            self.weight_defaults.update(kd=Weight(DEFAULT_WEIGHTS["dense"][0]), feature=Weight(DEFAULT_WEIGHTS["dense"][1]))
+            alpha, beta, _ = DEFAULT_WEIGHTS["dense"]
+            self.weight_defaults.update(kd=Weight(alpha), feature=Weight(beta))
         device = features[0].device
         p = self.params
         if self.dense and p.dense_self_teacher == "official":
