@@ -96,8 +96,11 @@ class TeacherConfig:
     """A frozen teacher: a model and where its weights come from.
 
     ``checkpoint`` is a kdvision run directory or checkpoint, a plain state dict or a
-    safetensors file. If it does not exist and ``recipe`` names a config, kdvision first
-    trains that recipe (with ``overrides``) into ``<run>/teachers/<name>`` and uses the result.
+    safetensors file. If it does not exist and ``recipe`` names a config (a file relative to the
+    config that writes it, or a packaged recipe's name), kdvision first trains that recipe into
+    the checkpoint's path (or ``<run>/teachers/<name>``) and uses the result. ``overrides`` are
+    ``KEY=VALUE`` items applied to the recipe; the command line's :data:`TEACHER_SECTIONS`
+    overrides are appended to them (:func:`pass_overrides_to_teachers`).
     """
 
     model: dict

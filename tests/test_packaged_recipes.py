@@ -16,6 +16,7 @@ import yaml
 from kdvision.benchmarks_lib import accuracy
 from kdvision.cli import main
 from kdvision.config import load_config, teacher_overrides
+from kdvision.engine import build
 from kdvision.errors import UserError
 from kdvision.recipe_library import RECIPES, resolve_config
 from tests.conftest import REPO, run_cli, write_yaml
@@ -88,6 +89,9 @@ def test_an_existing_file_wins_over_a_recipe_name(tmp_path, monkeypatch):
     assert resolve_config("digits/kd.yaml") == Path("digits/kd.yaml")
     with pytest.raises(UserError, match="nor a packaged recipe"):
         resolve_config("../digits/kd")
+    # a teacher recipe: beside the config, else by name
+    assert build.teacher_recipe_path(tmp_path / "mine.yaml", "digits/teacher", "t") == RECIPES / "digits" / "teacher.yaml"
+    assert build.teacher_recipe_path(tmp_path / "mine.yaml", "digits/kd.yaml", "t") == tmp_path / "digits" / "kd.yaml"
 
 
 def test_an_unknown_name_is_one_line_with_close_names(tmp_path):

@@ -132,8 +132,9 @@ def recipe_data(recipe: Recipe, overrides: list[str], seed: int | None, teacher_
 
 
 def teacher_recipe_path(config: Path, recipe: str) -> Path:
-    path = Path(recipe)
-    return (path if path.is_absolute() else config.parent / path).resolve()
+    from kdvision.engine import build
+
+    return build.teacher_recipe_path(config, recipe, f"{config}: teacher.recipe").resolve()
 
 
 def shared_teachers(recipes: list[Recipe], overrides: list[str], runs: Path,
@@ -153,8 +154,6 @@ def shared_teachers(recipes: list[Recipe], overrides: list[str], runs: Path,
         for t in _teacher_entries(data, overrides):
             if t.get("recipe"):
                 path = teacher_recipe_path(r.path, t["recipe"])
-                if not path.is_file():
-                    raise UserError(f"{r.path}: teacher.recipe not found: {path}")
                 own = list(t.get("overrides") or [])
                 if path in found and found[path] != own:
                     raise UserError(f"{r.path}: teacher recipe {path} is used with different 'overrides' "
