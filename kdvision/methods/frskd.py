@@ -30,7 +30,7 @@ Segmentation defaults: alpha = 1, beta = 50 (the official README's command), T =
 The official script keeps alpha = beta = 0 for its first 40 of 60 epochs, then ramps both
 with ``sigmoid_rampup(epoch + 1 - 40, 20)``; express that with a schedule, e.g.
 ``weights: {kd: {schedule: sigmoid_ramp, start_epoch: 40, epochs: 20, to: 1}, feature: {..., to: 50}}``
-(``configs/digit_scenes/frskd_warmup.yaml``); its SGD lr 0.01 (x0.1 at 40), momentum 0.9,
+(packaged recipe ``digit_scenes/frskd_warmup``); its SGD lr 0.01 (x0.1 at 40), momentum 0.9,
 wd 5e-4, gradient accumulation to 32 images and ``clip_grad_value_(2.0)``
 (``train.grad_clip_value: 2.0``).
 
