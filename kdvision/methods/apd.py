@@ -96,7 +96,6 @@ class APD(Method):
         self.student_taps = FeatureTaps(student, [feature_tap(student, params.student_tap, "student")], "student")
         self.teacher_taps = FeatureTaps(self.teacher, [feature_tap(self.teacher, params.teacher_tap, "teacher")],
                                         "teacher")
-        self.align_corners = student_align_corners(params.align_corners, student)
         self.student_proj: nn.Module | None = None
         self.teacher_proj: nn.Module | None = None
         self._teacher_optimizer: torch.optim.Optimizer | None = None
@@ -120,6 +119,11 @@ class APD(Method):
         self.teacher_proj = projector(ft.shape[1], dim, dim).to(device)
         self._teacher_optimizer = torch.optim.Adam(self.teacher_proj.parameters(), lr=self.params.teacher_lr,
                                                    betas=tuple(self.params.teacher_betas))
+
+    @property
+    def align_corners(self) -> bool:
+        """How logits reach the label size: ``method.align_corners``, else the student's convention."""
+        return student_align_corners(self.params.align_corners, self.student)
 
     def extra_optimizers(self):
         return [] if self._teacher_optimizer is None else [self._teacher_optimizer]
