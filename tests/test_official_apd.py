@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from kdvision.config import load_config, params_from_dict
 from kdvision.losses import pixel_kd_loss
 from kdvision.methods.apd import APD
 from kdvision.methods.pixel_kd import PixelKD, to_label_size
@@ -93,3 +94,12 @@ def test_methods_take_the_student_convention_unless_told():
     dl = create("deeplabv3_r18", num_classes=3, base_width=4)
     assert APD(dl, [teacher], None, APD.Params()).align_corners is False
     assert PixelKD.Params().align_corners is None
+
+
+@pytest.mark.parametrize("recipe", ["cityscapes/apd_pspnet_r101_r18", "ade20k/apd_pspnet_r101_r18"])
+def test_shipped_apd_recipes_run_the_official_settings(recipe):
+    cfg = load_config(recipe)
+    p = params_from_dict(APD.Params, cfg.method, "method", cfg.source)
+    assert (p.pooling, p.pool_images, p.kl_reduction, p.temperature, p.scale) == ("batch", 2, "element", 1.0, 10.0)
+    assert cfg.student["name"].startswith("pspnet_") and "align_corners" not in cfg.student  # default true
+    assert cfg.data["crop_size"] % 8 == 1  # 713 / 473: the 8k+1 crops align_corners is made for

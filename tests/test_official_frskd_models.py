@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from kdvision.config import load_config
 from kdvision.data.classification.cifar import build_cifar100
 from kdvision.errors import UserError
 from kdvision.models import count_parameters
@@ -99,3 +100,10 @@ def test_cifar100_normalised_with_frskd_cifar10_statistics_equals_official_loade
     assert not torch.allclose(own.mean((1, 2)), torch.tensor(fx["channel_means"]), atol=1e-2)
     with pytest.raises(UserError, match="data.normalize"):
         build_cifar100(str(tmp_path), normalize="imagenet")
+
+
+def test_frskd_cifar_recipes_follow_the_official_code():
+    wrn = load_config("cifar100/frskd/wrn_16_2")
+    assert wrn.student["name"] == "frskd_wrn_16_2" and wrn.data["normalize"] == "cifar10_frskd"
+    r18 = load_config("cifar100/frskd/resnet18_cifar")
+    assert r18.student == {"name": "resnet18_cifar", "init": "pytorch"} and r18.data["normalize"] == "cifar10_frskd"

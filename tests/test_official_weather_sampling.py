@@ -7,6 +7,7 @@ import inspect
 import pytest
 import torch
 
+from kdvision.config import load_config
 from kdvision.data.weather.builders import allweather, weather_mix
 from kdvision.data.weather.embedded import embedded_weather
 from kdvision.data.weather.mixed import DomainBalancedBatchSampler, DomainDataset, UniformDomainBatchSampler
@@ -64,3 +65,12 @@ def test_weather_data_default_to_the_official_epoch_and_offer_all():
     train.sampling = "all"
     every = train.train_batch_sampler(3, torch.Generator().manual_seed(0))
     assert isinstance(every, DomainBalancedBatchSampler) and len(every) == 18 // 3
+
+
+@pytest.mark.parametrize("recipe", ["weather_setting1/tkl", "allweather/tkl"])
+def test_tkl_recipes_train_on_the_official_epoch(recipe):
+    assert load_config(recipe).data["sampling"] == "official_uniform"
+
+
+def test_embedded_benchmark_recipe_keeps_every_sample_per_epoch():
+    assert load_config("embedded_weather/tkl").data["sampling"] == "all"
