@@ -88,7 +88,8 @@ def test_pspnet_follows_the_official_upsampling_and_deeplab_keeps_false():
 
 
 def test_methods_take_the_student_convention_unless_told():
-    student, teacher = create("pspnet_r18", num_classes=3, base_width=4), create("pspnet_r18", num_classes=3, base_width=4)
+    student = create("pspnet_r18", num_classes=3, base_width=4)
+    teacher = create("pspnet_r18", num_classes=3, base_width=4)
     assert APD(student, [teacher], None, APD.Params()).align_corners is True
     assert APD(student, [teacher], None, APD.Params(align_corners=False)).align_corners is False
     dl = create("deeplabv3_r18", num_classes=3, base_width=4)

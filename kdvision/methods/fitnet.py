@@ -46,7 +46,8 @@ class ConvRegressor(nn.Module):
         elif hs >= ht and ws >= wt:
             self.conv = nn.Conv2d(cs, ct, (1 + hs - ht, 1 + ws - wt))
         else:
-            raise ValueError(f"the student map ({hs}x{ws}) is smaller than the teacher's ({ht}x{wt}) and not half its size")
+            raise ValueError(f"the student map ({hs}x{ws}) is smaller than the teacher's ({ht}x{wt}) "
+                             f"and not half its size")
         self.bn = nn.BatchNorm2d(ct)
         self.relu = nn.ReLU() if relu else nn.Identity()
 
