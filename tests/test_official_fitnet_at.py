@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from kdvision.errors import UserError
 from kdvision.losses import at_loss, fitnet_loss
 from kdvision.methods.at import AttentionTransfer
 from kdvision.methods.fitnet import ConvRegressor, FitNet
@@ -69,3 +70,10 @@ def test_at_method_defaults_to_the_official_signed_power():
     assert AttentionTransfer.Params().absolute is False
     fx = load_fixture("at_loss")
     assert fx["p3_same_size"] != pytest.approx(fx["p3_same_size_abs_features"], rel=0.1)  # odd p: the variants differ
+
+
+def test_fitnet_names_the_layers_it_cannot_bridge():
+    params = FitNet.Params(layers=[["block4", "block0"]])  # student 4x4, teacher 32x32
+    method = FitNet(vgg8(10), [vgg13(10)], task=None, params=params)
+    with pytest.raises(UserError, match="'block4'.*'block0'"):
+        method.setup({"input": seeded(0, 2, 3, 32, 32)})
