@@ -104,3 +104,15 @@ def test_shipped_apd_recipes_run_the_official_settings(recipe):
     assert (p.pooling, p.pool_images, p.kl_reduction, p.temperature, p.scale) == ("batch", 2, "element", 1.0, 10.0)
     assert cfg.student["name"].startswith("pspnet_") and "align_corners" not in cfg.student  # default true
     assert cfg.data["crop_size"] % 8 == 1  # 713 / 473: the 8k+1 crops align_corners is made for
+
+
+def test_task_upsamples_small_logits_as_eval_align_corners_says():
+    from kdvision.config import config_from_dict
+    from kdvision.tasks import TASKS
+    logits, y = seeded(50, 2, 5, 9, 9), labels()
+    want = torch.nn.functional.cross_entropy(to_label_size(logits, (65, 65), True), y, ignore_index=255)
+    for align, equal in ((True, True), (False, False)):
+        cfg = config_from_dict({"task": "segmentation", "data": {"name": "digit_scenes"},
+                                "student": {"name": "pspnet_r18"}, "eval": {"align_corners": align}})
+        ce = TASKS.get("segmentation")(cfg).loss(logits, {"target": y})["ce"]
+        assert (ce.item() == pytest.approx(want.item(), rel=1e-6)) is equal
