@@ -14,6 +14,7 @@ from kdvision.taps import FeatureTaps
 class ATParams:
     layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: all stages
     p: int = 2
+    absolute: bool = False  # false: F^p (official code); true: |F|^p (the paper's eq. 2); same for even p
 
 
 @METHODS.register("at")
@@ -21,7 +22,9 @@ class AttentionTransfer(Method):
     """total = weights.ce * CE + weights.at * sum_stages mean_{b,hw} (phi(F_s) - phi(F_t))^2.
 
     phi is the L2-normalised spatial attention map mean_c(F^p) (eq. 2 of the paper, p = 2),
-    taken on the post-ReLU outputs of every stage (the models' ``stages``) by default.
+    taken on the post-ReLU outputs of every stage (the models' ``stages``) by default. For odd
+    p on signed (pre-activation) maps the official code's F^p is the default; the paper's
+    |F|^p is ``absolute: true``.
     """
 
     Params = ATParams
@@ -43,5 +46,6 @@ class AttentionTransfer(Method):
             self.student_taps.take()
             return out, losses
         self.run_teacher(batch["input"])
-        losses["at"] = sum(at_loss(fs, ft, p.p) for fs, ft in zip(self.student_taps.take(), self.teacher_taps.take()))
+        losses["at"] = sum(at_loss(fs, ft, p.p, p.absolute)
+                           for fs, ft in zip(self.student_taps.take(), self.teacher_taps.take()))
         return out, losses
