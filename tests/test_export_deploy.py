@@ -11,7 +11,8 @@ from safetensors import safe_open
 from torch import nn
 
 from kdvision.engine.checkpoint import save_checkpoint
-from kdvision.export import ATOL, RTOL, parity
+from kdvision.errors import UserError
+from kdvision.export import ATOL, RTOL, export_student, parity
 from kdvision.models import MODELS
 from tests.conftest import run_cli
 from tests.seg_folder_files import CLASSES, H, W, seg_config, write_seg_folder
@@ -109,8 +110,8 @@ def test_export_never_overwrites_without_force(seg_run, tmp_path):
     assert done.returncode == 0, done.stderr
     onnx.checker.check_model(onnx.load(str(out)))
     config = (run / "config.yaml").read_bytes()
-    one_line_error(run_cli("export", str(run), "--format", "onnx", "--out", str(run / "config.yaml"), "--force"),
-                   "run's own files")
+    with pytest.raises(UserError, match="run's own files"):
+        export_student(run, "onnx", run / "config.yaml", force=True)
     assert (run / "config.yaml").read_bytes() == config
 
 
@@ -121,8 +122,8 @@ def test_failing_parity_check_leaves_no_file(seg_run, tmp_path):
                    str(out), "does not match PyTorch", "nothing was written")
     assert not out.exists() and not any(out.parent.iterdir())  # no temporary file either
     out.write_bytes(b"kept")  # a failed --force export keeps the file it would have replaced
-    one_line_error(run_cli("export", str(run), "--format", "onnx", "--out", str(out), "--atol", "0", "--rtol", "0",
-                           "--force"), "does not match PyTorch")
+    with pytest.raises(UserError, match="does not match PyTorch"):
+        export_student(run, "torchscript", out, atol=0.0, rtol=0.0, force=True)
     assert out.read_bytes() == b"kept" and [p.name for p in out.parent.iterdir()] == ["student.onnx"]
 
 

@@ -30,6 +30,11 @@ def tolerance(text: str) -> float:
 
 
 def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from kdvision.export_files import check_destination
+
+    check_destination(Path(args.out).expanduser(), Path(args.run), args.force)  # before torch is imported
     from kdvision.export import export_student
     from kdvision.student_metadata import describe
 
