@@ -54,9 +54,11 @@ def run_config(run_dir: str | Path):
     return load_config(run / "config.yaml")
 
 
-def create_student(cfg, task, weights: dict[str, torch.Tensor] | None = None) -> nn.Module:
+def create_student(cfg, task, weights: dict[str, torch.Tensor] | None = None,
+                   num_classes: int | None = None) -> nn.Module:
     """The student architecture of ``cfg``. Facts it takes from the data set (num_classes, ...)
-    come from the data when it is at hand, else num_classes is read off the weights."""
+    come from the data when it is at hand, else num_classes is ``num_classes`` (what the trainer
+    stored in student.safetensors) or read off the weights."""
     from kdvision.registry import MODELS
 
     try:
@@ -68,7 +70,9 @@ def create_student(cfg, task, weights: dict[str, torch.Tensor] | None = None) ->
     options = {k: v for k, v in cfg.student.items() if k != "name"}
     if "num_classes" in inspect.signature(builder).parameters and "num_classes" not in options:
         matrices = [v for v in weights.values() if v.dim() == 2]
-        if matrices:
+        if num_classes:
+            options["num_classes"] = num_classes
+        elif matrices:
             options["num_classes"] = int(matrices[-1].shape[0])
     return builder(**options)
 
@@ -93,7 +97,8 @@ def load_run_student(run_dir: str | Path):
     cfg = run_config(run_dir)
     task = build_task(cfg)
     weights_file = resolve_weights_file(run_dir)
-    model = create_student(cfg, task, load_state_dict_file(weights_file))
+    stored = trained_metadata(run_dir).get("num_classes", "")
+    model = create_student(cfg, task, load_state_dict_file(weights_file), int(stored) if stored.isdigit() else None)
     load_weights_into(model, weights_file, f"student ({cfg.student['name']})")
     return model.eval(), cfg, task
 
@@ -134,6 +139,20 @@ def parity(got: torch.Tensor, want: torch.Tensor, atol: float, rtol: float) -> d
     return {"max_abs_diff": float(diff.max()) if diff.numel() else 0.0, "ratio": worst, "ok": ok}
 
 
+def trained_metadata(run_dir: str | Path) -> dict[str, str]:
+    """Class names and mean/std the trainer stored in ``<run>/student.safetensors``, so an export
+    on a machine without the data set still carries them ({} when there is no such file)."""
+    from safetensors import safe_open
+
+    path = Path(run_dir).expanduser() / "student.safetensors"
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            stored = f.metadata() or {}
+    except Exception:  # noqa: BLE001  (absent or unreadable: the weights loader reports real problems)
+        return {}
+    return {k: v for k, v in stored.items() if k in ("class_names", "num_classes", "mean", "std")}
+
+
 def export_student(run_dir: str | Path, fmt: str, out: str | Path, size: tuple[int, ...] | None = None,
                    opset: int = 17, atol: float = ATOL, rtol: float = RTOL, force: bool = False) -> dict:
     """Write the student in ``fmt`` to ``out`` if it passes its check; returns what was done."""
@@ -147,7 +166,8 @@ def export_student(run_dir: str | Path, fmt: str, out: str | Path, size: tuple[i
     traced_with, inputs, dynamic = check_inputs(net, shape)
     with torch.no_grad():
         expected = [net(x) for x in inputs]
-    meta = student_metadata(cfg, task, shape, extra={"dynamic_axes": "batch,height,width" if dynamic else "batch"})
+    meta = {**student_metadata(cfg, task, shape), **trained_metadata(run_dir)}
+    meta["dynamic_axes"] = "batch,height,width" if dynamic else "batch"
     with staged(out) as tmp:
         if fmt == "onnx":
             got = _export_onnx(net, traced_with, inputs, tmp, opset, dynamic, meta)
@@ -208,7 +228,8 @@ def _export_safetensors(model, cfg, task, inputs, out: Path, meta: dict) -> list
     from kdvision.engine.checkpoint import save_safetensors
 
     save_safetensors(model.state_dict(), out, metadata=meta)
-    fresh = create_student(cfg, task, load_file(str(out)))
+    stored = meta.get("num_classes", "")
+    fresh = create_student(cfg, task, load_file(str(out)), int(stored) if stored.isdigit() else None)
     fresh.load_state_dict(load_file(str(out)))
     with torch.no_grad():
         return [MainOutput(fresh.eval())(x) for x in inputs]
