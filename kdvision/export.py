@@ -168,23 +168,26 @@ def export_student(run_dir: str | Path, fmt: str, out: str | Path, size: tuple[i
         expected = [net(x) for x in inputs]
     meta = {**student_metadata(cfg, task, shape), **trained_metadata(run_dir)}
     meta["dynamic_axes"] = "batch,height,width" if dynamic else "batch"
-    with staged(out) as tmp:
-        if fmt == "onnx":
-            got = _export_onnx(net, traced_with, inputs, tmp, opset, dynamic, meta)
-        elif fmt == "torchscript":
-            got = _export_torchscript(net, traced_with, inputs, tmp, meta)
-        else:
-            got = _export_safetensors(model, cfg, task, inputs, tmp, meta)
-        checks = []
-        for x, g, e in zip(inputs, got, expected):
-            check = {"input": list(x.shape), **parity(g, e, atol, rtol)}
-            checks.append(check)
-            if not check["ok"]:
-                what = check.get("shape") or (f"max |diff| {check['max_abs_diff']:.3g} is {check['ratio']:.3g} "
-                                              f"times the tolerance atol {atol:g} + rtol {rtol:g} * |pytorch|")
-                raise UserError(f"--out {out}: the exported student does not match PyTorch at input "
-                                f"{list(x.shape)}: {what}; nothing was written")
-        publish(tmp, out, force)
+    try:
+        with staged(out) as tmp:
+            if fmt == "onnx":
+                got = _export_onnx(net, traced_with, inputs, tmp, opset, dynamic, meta)
+            elif fmt == "torchscript":
+                got = _export_torchscript(net, traced_with, inputs, tmp, meta)
+            else:
+                got = _export_safetensors(model, cfg, task, inputs, tmp, meta)
+            checks = []
+            for x, g, e in zip(inputs, got, expected):
+                check = {"input": list(x.shape), **parity(g, e, atol, rtol)}
+                checks.append(check)
+                if not check["ok"]:
+                    what = check.get("shape") or (f"max |diff| {check['max_abs_diff']:.3g} is {check['ratio']:.3g} "
+                                                  f"times the tolerance atol {atol:g} + rtol {rtol:g} * |pytorch|")
+                    raise UserError(f"--out {out}: the exported student does not match PyTorch at input "
+                                    f"{list(x.shape)}: {what}; nothing was written")
+            publish(tmp, out, force)
+    except OSError as e:  # a read-only folder, a full disk: the temporary file is gone, --out untouched
+        raise UserError(f"cannot write --out {out}: {e.strerror or e}; nothing was written") from None
     return {"format": fmt, "path": str(out), "model": cfg.student["name"], "input_shape": list(shape),
             "parameters": sum(p.numel() for p in model.parameters()), "dynamic": dynamic,
             "max_abs_diff": max(c["max_abs_diff"] for c in checks), "checks": checks, "atol": atol, "rtol": rtol,

@@ -110,9 +110,12 @@ def test_export_never_overwrites_without_force(seg_run, tmp_path):
     assert done.returncode == 0, done.stderr
     onnx.checker.check_model(onnx.load(str(out)))
     config = (run / "config.yaml").read_bytes()
-    with pytest.raises(UserError, match="run's own files"):
-        export_student(run, "onnx", run / "config.yaml", force=True)
+    for own in ("config.yaml", "checkpoints/last.pt"):
+        with pytest.raises(UserError, match="run's own files"):
+            export_student(run, "onnx", run / own, force=True)
     assert (run / "config.yaml").read_bytes() == config
+    with pytest.raises(UserError, match="is a folder"):
+        export_student(run, "onnx", tmp_path, force=True)
 
 
 def test_failing_parity_check_leaves_no_file(seg_run, tmp_path):
