@@ -12,7 +12,9 @@ or by list files (one stem or file name per line)::
 
 Masks are index PNGs (pixel value = class, ``ignore_index`` = not labelled; palette "P" or
 greyscale), or colour images mapped through ``palette`` (colour i = class i). Class names come
-from ``classes`` in the config, else ``classes.txt`` in ``root`` (one name a line).
+from ``classes`` in the config, else ``classes.txt`` in ``root`` (one name a line). The
+``ignore_index`` value becomes 255, kdvision's ignore label, so losses, methods and metrics
+need no setting of their own.
 """
 from __future__ import annotations
 
