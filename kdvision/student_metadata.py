@@ -79,7 +79,9 @@ def describe(meta: dict[str, str]) -> str:
     """One line for people: task, classes, input size, mean/std, version."""
     parts = [f"task {meta.get('task', '?')}"]
     if "class_names" in meta:
-        parts.append(f"classes {', '.join(json.loads(meta['class_names']))}")
+        names = json.loads(meta["class_names"])
+        shown = ", ".join(names[:12]) + (f", ... ({len(names)} classes)" if len(names) > 12 else "")
+        parts.append(f"classes {shown}")
     elif "num_classes" in meta:
         parts.append(f"{meta['num_classes']} classes")
     if "input_size" in meta:
