@@ -7,7 +7,6 @@ Layouts read as they lie on disk after extracting the official archives:
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from kdvision.data.classification.tensor_dataset import ImageArrayDataset
 from kdvision.data.classification.transforms import RandomCropFlip
 from kdvision.errors import UserError
+from kdvision.safe_load import load_restricted_pickle
 from kdvision.registry import DATASETS
 
 CIFAR_MEAN = {10: (0.4914, 0.4822, 0.4465), 100: (0.5071, 0.4867, 0.4408)}
@@ -41,11 +41,7 @@ def _find_folder(root: Path, num_classes: int) -> Path:
 def _unpickle(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"CIFAR file missing: {path}")
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f, encoding="bytes")
-    except Exception as e:  # corrupt or truncated pickle
-        raise UserError(f"cannot read CIFAR pickle {path}: {type(e).__name__}: {e}") from None
+    return load_restricted_pickle(path, "CIFAR pickle")
 
 
 def load_cifar_split(folder: Path, num_classes: int, train: bool) -> tuple[np.ndarray, np.ndarray]:
