@@ -64,22 +64,6 @@ def check_dtypes(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], s
                             f"the model's {k} is {str(v.dtype).removeprefix('torch.')}")
 
 
-def extract_state_dict(obj, path: Path) -> dict[str, torch.Tensor]:
-    if isinstance(obj, dict) and obj.get("format") == "kdvision-checkpoint":
-        model = obj["model"]
-        return {k[len("student."):]: v for k, v in model.items() if k.startswith("student.")}
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "net", "model_state_dict"):
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UserError(f"{path}: no state dict found (expected a mapping of parameter names to tensors)")
-    if obj and all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return obj
-
-
 class RefusedGlobal(pickle.UnpicklingError):
     """A pickle asked for a global outside the admitted set (it could run code)."""
 

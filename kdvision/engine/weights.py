@@ -40,6 +40,22 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     return extract_state_dict(read_torch_file(p), p)
 
 
+def extract_state_dict(obj, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict) and obj.get("format") == "kdvision-checkpoint":
+        model = obj["model"]
+        return {k[len("student."):]: v for k, v in model.items() if k.startswith("student.")}
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "net", "model_state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"{path}: no state dict found (expected a mapping of parameter names to tensors)")
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
 def load_weights_into(model: nn.Module, path: str | Path, what: str) -> None:
     """Load ``path`` into ``model`` strictly, naming missing, unexpected and mis-shaped keys."""
     state = load_state_dict_file(path)
