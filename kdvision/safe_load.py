@@ -30,16 +30,16 @@ def read_torch_file(path: str | Path, what: str = "weights"):
 
 
 def torch_load_reason(error: BaseException) -> str:
-    """Why ``torch.load`` failed, in one line, without its "re-run with weights_only=False" advice."""
+    """Why ``torch.load`` failed, in one line, without its advice to re-run with
+    ``weights_only=False`` or to allowlist globals."""
     text = str(error)
-    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|\nCheck the documentation|$)", text, re.S)
-    if m:
-        reason = " ".join(m.group(1).split())
-        return f"not a plain weights file ({reason}); kdvision loads weights without running pickled code"
     if "weights_only" in text or "Weights only" in text:
-        return "not a plain weights file; kdvision loads weights without running pickled code"
+        refused = re.search(r"GLOBAL ([\w.]+)", text)
+        operand = re.search(r"Unsupported operand \d+", text)
+        detail = f" (it holds the global {refused.group(1)})" if refused else f" ({operand.group(0)})" if operand else ""
+        return f"not a plain weights file{detail}; kdvision loads only tensors and never runs pickled code"
     first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-    return f"{type(error).__name__}: {first}"
+    return f"not a readable torch file ({type(error).__name__}: {first})"
 
 
 def _kind(dtype: torch.dtype) -> str:
