@@ -58,6 +58,8 @@ def check_inputs(inputs: list[Path], skip_bad: bool = False) -> tuple[list[Path]
             good.append(p)
         except UserError as e:
             bad.append((p, str(e)))
+    if bad and not good:
+        raise UserError(f"{bad[0][1]}; no input image is readable, nothing was written")
     if bad and not skip_bad:
         others = f" ({len(bad)} of {len(inputs)} inputs unreadable)" if len(bad) > 1 else ""
         raise UserError(f"{bad[0][1]}{others}; nothing was written (--skip-bad restores the readable ones)")

@@ -53,11 +53,16 @@ def test_tile_and_overlap_rules(tile, overlap, multiple, fragment):
     check_tiling(0, 32, 16)  # 0: whole images
 
 
-def test_tile_not_a_multiple_of_the_network_is_refused_through_the_cli(tmp_path):
+def test_tile_not_a_multiple_of_the_network_is_refused_before_writing(tmp_path):
+    class Multiple16(torch.nn.Identity):
+        input_multiple = 16
+
     good_images(tmp_path / "in")
-    one_line_error(infer(tmp_path, saved_student(tmp_path), "--tile", "40", "--overlap", "8"),
-                   "--tile 40", "multiple of 16")
+    with pytest.raises(UserError, match=r"--tile 40: .* multiple of 16"):
+        restore_folder(Multiple16(), tmp_path / "in", tmp_path / "out", tile=40, overlap=8, progress=False)
     assert not (tmp_path / "out").exists()
+    restore_folder(Multiple16(), tmp_path / "in", tmp_path / "out", tile=32, overlap=8, progress=False)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
 
 
 def test_a_corrupt_image_among_good_ones_stops_before_anything_is_written(tmp_path):
@@ -83,3 +88,11 @@ def test_large_overlap_still_blends_exactly(tmp_path):
     restore_folder(Pointwise(), tmp_path / "in", tmp_path / "out", tile=16, overlap=12, progress=False)
     out = np.asarray(Image.open(tmp_path / "out" / "a.png")).astype(float)
     assert out.shape == (36, 40, 3) and np.abs(out - np.round(0.25 * 255)).max() <= 1
+
+
+def test_skip_bad_with_no_readable_image_is_an_error(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.png").write_bytes(b"not a png")
+    with pytest.raises(UserError, match=r"x\.png.*no input image is readable, nothing was written"):
+        restore_folder(torch.nn.Identity(), tmp_path / "in", tmp_path / "out", skip_bad=True, progress=False)
+    assert not (tmp_path / "out").exists()
