@@ -91,7 +91,8 @@ def restore_folder(model: nn.Module, input_dir: str | Path, out_dir: str | Path,
     from tqdm import tqdm
 
     written = []
-    todo = [(src, dst) for src, dst in zip(inputs, outputs) if src in set(good)]
+    readable = set(good)
+    todo = [(src, dst) for src, dst in zip(inputs, outputs) if src in readable]
     for src, dst in tqdm(todo, desc="restoring", unit="image", disable=not progress):
         x = to_tensor(read_image(src, upright=True))[None].to(device)
         y = restore_tiled(model, x, tile, overlap, multiple, self_ensemble)[0]

@@ -86,6 +86,7 @@ def test_images_and_labels_out_of_step_stop_the_cli(tmp_path):
     ([b"c0", b"c1"], "CIFAR meta must be a dict with key b'label_names', got a list"),
     ({b"label_names": b"c0"}, "b'label_names' must be a list of 10 class names, got a bytes"),
     ({b"label_names": [b"c0", b"c1"]}, "got 2 entries"),
+    ({b"label_names": [b"c0"] * 9 + [7]}, "got a int entry"),
 ])
 def test_meta_of_the_wrong_type(tmp_path, meta, fragment):
     folder = write_cifar(tmp_path / "data", 10)

@@ -13,8 +13,8 @@ def cmd_infer(args) -> int:
     written = restore_folder_from_config(cfg, args.checkpoint, args.input, args.out, tile=args.tile,
                                          overlap=args.overlap, self_ensemble=args.self_ensemble or None,
                                          progress=not args.quiet, skip_bad=args.skip_bad, skipped=skipped)
-    for path, reason in skipped:
-        print(f"kdvision: skipped {path}: {reason}", file=sys.stderr)
+    for _, reason in skipped:  # the reason names the file
+        print(f"kdvision: skipped: {reason}", file=sys.stderr)
     print(f"restored {len(written)} image(s) -> {args.out}" + (f"; skipped {len(skipped)}" if skipped else ""))
     return 0
 

@@ -14,8 +14,8 @@ import numpy as np
 from kdvision.data.classification.tensor_dataset import ImageArrayDataset
 from kdvision.data.classification.transforms import RandomCropFlip
 from kdvision.errors import UserError
-from kdvision.safe_load import load_restricted_pickle
 from kdvision.registry import DATASETS
+from kdvision.safe_load import load_restricted_pickle
 
 CIFAR_MEAN = {10: (0.4914, 0.4822, 0.4465), 100: (0.5071, 0.4867, 0.4408)}
 CIFAR_STD = {10: (0.2470, 0.2435, 0.2616), 100: (0.2675, 0.2565, 0.2761)}
@@ -96,7 +96,12 @@ def _class_names(folder: Path, num_classes: int) -> list[str] | None:
         return None
     if not isinstance(names, (list, tuple)) or len(names) != num_classes \
             or not all(isinstance(n, (bytes, str)) for n in names):
-        got = f"{len(names)} entries" if isinstance(names, (list, tuple)) else f"a {type(names).__name__}"
+        if not isinstance(names, (list, tuple)):
+            got = f"a {type(names).__name__}"
+        elif len(names) != num_classes:
+            got = f"{len(names)} entries"
+        else:
+            got = f"a {type(next(n for n in names if not isinstance(n, (bytes, str)))).__name__} entry"
         raise UserError(f"{path}: {name_key!r} must be a list of {num_classes} class names, got {got}")
     return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
 

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from kdvision.errors import UserError
-from kdvision.safe_load import check_dtypes, read_torch_file
 from kdvision.models.imagenet_resnet import BasicBlock  # torchvision's block and key names
+from kdvision.safe_load import check_dtypes, read_torch_file
 
 
 class Bottle2neck(nn.Module):
