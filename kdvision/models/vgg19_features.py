@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from kdvision.errors import UserError
-from kdvision.safe_load import read_torch_file
+from kdvision.safe_load import check_dtypes, read_torch_file
 
 #: torchvision's configuration "E" up to relu5_1: conv widths, "M" = 2x2 max-pool.
 _LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512]
@@ -109,6 +109,7 @@ class VGG19Features(nn.Module):
             got, want = tuple(state[k].shape), tuple(own[k[len("features."):]].shape)
             if got != want:
                 raise UserError(f"VGG-19 weight file {path}: '{k}' has shape {got}, expected {want}")
+        check_dtypes({k[len("features."):]: state[k] for k in needed}, own, str(path))
         self.features.load_state_dict({k[len("features."):]: state[k].float() for k in needed})
 
     def train(self, mode: bool = True):

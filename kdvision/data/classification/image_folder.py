@@ -48,6 +48,9 @@ def list_image_folder(split_dir: Path, classes: list[str] | None = None):
             raise UserError(f"{folder}: class folder has no images (extensions {', '.join(sorted(IMAGE_EXTENSIONS))});"
                             f" remove it or add images")
         samples.extend((f, label) for f in images)
+    if not samples:
+        raise UserError(f"{split_dir}: no class folder of the training split ({', '.join(classes[:5])}"
+                        f"{' ...' if len(classes) > 5 else ''}) is here")
     return samples, classes
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from kdvision.errors import UserError
-from kdvision.safe_load import read_torch_file
+from kdvision.safe_load import check_dtypes, read_torch_file
 
 #: keys of ImageNet classifiers that a segmentation backbone does not have
 HEAD_KEYS = re.compile(r"^(fc|classifier|features\.18|last_conv)\.")
@@ -67,4 +67,5 @@ def load_backbone_state(backbone: nn.Module, path: str) -> None:
     if bad:
         raise UserError(f"{path}: tensor '{bad[0]}' has shape {tuple(state[bad[0]].shape)}, "
                         f"the backbone expects {tuple(own[bad[0]].shape)} (wrong depth or width?)")
+    check_dtypes(state, own, str(path))
     backbone.load_state_dict(state)
