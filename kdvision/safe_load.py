@@ -11,6 +11,7 @@ from __future__ import annotations
 import pickle
 import re
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -75,9 +76,13 @@ def _latin1_encode(text, encoding="latin1"):
     return text.encode("latin1")
 
 
+@lru_cache(maxsize=1)
 def _admitted() -> dict[tuple[str, str], object]:
     import numpy as np
-    from numpy._core import multiarray, numeric
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray, numeric
 
     admitted = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): _latin1_encode}
     for package in ("numpy._core", "numpy.core"):  # numpy 2 writes numpy._core, the official files numpy.core
