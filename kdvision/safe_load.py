@@ -61,8 +61,8 @@ def check_dtypes(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], s
     differ (a float16 file loads into float32 parameters). ``source`` names the file in the message."""
     for k, v in own.items():
         if k in state and isinstance(state[k], torch.Tensor) and _kind(state[k].dtype) != _kind(v.dtype):
-            raise UserError(f"{source}: key {k} holds a {str(state[k].dtype).removeprefix('torch.')} tensor but "
-                            f"the model's {k} is {str(v.dtype).removeprefix('torch.')}")
+            raise UserError(f"{source}: key {k} is {str(state[k].dtype).removeprefix('torch.')} in the file but "
+                            f"{str(v.dtype).removeprefix('torch.')} in the model")
 
 
 class RefusedGlobal(pickle.UnpicklingError):
