@@ -12,7 +12,7 @@ from kdvision.models.restoration.inference import check_tiling
 from tests.conftest import REPO, run_cli
 from tests.test_cli_errors import one_line_error
 
-CONFIG = str(REPO / "configs" / "embedded_haze" / "student.yaml")  # ktdn: input multiple 16
+CONFIG = str(REPO / "kdvision" / "recipes" / "embedded_haze" / "student.yaml")  # ktdn: input multiple 16
 
 
 def saved_student(tmp_path):
