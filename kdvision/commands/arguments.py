@@ -3,7 +3,6 @@ command line is parsed, as one ``kdvision: error:`` line with exit code 2 (``cli
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def int_at_least(low: int):
@@ -24,12 +23,3 @@ def int_at_least(low: int):
 
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
-
-
-def output_file(text: str) -> str:
-    """A file to write: not an existing folder, not a name ending in a path separator."""
-    path = Path(text).expanduser()
-    if path.is_dir() or text.endswith(("/", "\\")):
-        example = Path(text) / "student.onnx"
-        raise argparse.ArgumentTypeError(f"'{text}' is a folder; give the file to write, e.g. {example}")
-    return text

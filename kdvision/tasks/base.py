@@ -28,6 +28,7 @@ class Task:
 
     metric = "acc"
     higher_is_better = True
+    loss_terms: tuple[str, ...] = ()  # the names ``loss`` returns (keys of ``method.weights``)
     #: what a batch's "target" must be for this task: (dimensions, floating point, in words);
     #: None: not checked
     target_kind: tuple[int, bool, str] | None = None

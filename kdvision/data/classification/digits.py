@@ -16,10 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kdvision.config_checks import NonNegativeInt, Range
 from kdvision.data.classification.tensor_dataset import ImageArrayDataset
 from kdvision.data.classification.transforms import RandomCropFlip
 from kdvision.errors import UserError
-from kdvision.config_checks import NonNegativeInt, Range
 from kdvision.registry import DATASETS
 
 SPLIT_SEED = 0

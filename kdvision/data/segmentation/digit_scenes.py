@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from kdvision.data.segmentation.transforms import Compose, RandomCrop, RandomScale
 from kdvision.config_checks import MAX_IMAGE_SIDE, PositiveInt, Range
+from kdvision.data.segmentation.transforms import Compose, RandomCrop, RandomScale
 from kdvision.registry import DATASETS
 
 NUM_CLASSES = 11
