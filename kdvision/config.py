@@ -168,7 +168,7 @@ class Config:
 def load_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config file not found: {path}" + (f" (base of {_chain[-1]})" if _chain else ""))
+        raise UserError(f"config file not found: {path}")
     if path.resolve() in _chain:
         names = " -> ".join(str(p) for p in (*_chain, path.resolve()))
         raise UserError(f"{path}: 'base' makes a cycle: {names}")

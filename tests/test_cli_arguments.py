@@ -57,13 +57,6 @@ def test_export_option_values(capsys, run_dir, tmp_path, args, fragment):
     assert fragment in line, line
 
 
-def test_export_out_a_folder(capsys, run_dir, tmp_path):
-    line = parse_error(capsys, "export", str(run_dir), "--format", "onnx", "--out", str(tmp_path))
-    assert f"argument --out: '{tmp_path}' is a folder; give the file to write" in line, line
-    line = parse_error(capsys, "export", str(run_dir), "--format", "onnx", "--out", str(tmp_path / "new") + "/")
-    assert "is a folder" in line and not (tmp_path / "new").exists()
-
-
 def test_profile_repeats_zero(tmp_path):
     cfg = str(write_yaml(tmp_path / "c.yaml", TINY_DIGITS))
     one_line_error(run_cli("profile", cfg, "--repeats", "0"), "kdvision profile: argument --repeats: must be at least 1")

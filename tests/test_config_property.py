@@ -28,10 +28,10 @@ def valid_config() -> dict:
         torch.manual_seed(0)
         torch.save(create("resnet8", num_classes=10).state_dict(), teacher)
     data = copy.deepcopy(TINY_DIGITS)
-    data["method"] = {"name": "kd", "temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}
+    data["method"] = {"name": "kd", "temperature": 4.0, "weights": {"ce": 0.1, "kd": 0.9}}
     data["teacher"] = {"model": {"name": "resnet8"}, "checkpoint": str(teacher)}
     data["train"].update({"optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "betas": [0.9, 0.99]},
-                          "stages": [{"name": "warm", "epochs": 1, "method": {"kd_weight": 0.5}},
+                          "stages": [{"name": "warm", "epochs": 1, "method": {"weights": {"kd": 0.5}}},
                                      {"name": "main", "epochs": 1}],
                           "eval_every": 1, "log_every": 5, "precision": "fp32", "device": "cpu", "grad_clip": 5.0})
     return data

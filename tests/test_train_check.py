@@ -90,3 +90,14 @@ def test_check_refuses_data_of_another_task(tmp_path):
     with pytest.raises(UserError, match=r"task 'classification' learns from one class label per image, but data "
                                         r"'digit_scenes' gives int64 targets of shape \[2, 32, 32\]"):
         check_config(cfg)
+
+
+def test_training_refuses_a_cycle_of_teacher_recipes(tmp_path):
+    """Without the check each round would train the recipe into a folder inside the last one."""
+    from kdvision.engine.trainer import Trainer
+
+    kd = {**TINY_DIGITS, "method": {"name": "kd"}, "teacher": {"model": {"name": "resnet8"}, "recipe": "kd.yaml"}}
+    cfg = load_config(write_yaml(tmp_path / "kd.yaml", kd))
+    with pytest.raises(UserError, match=r"teacher recipes make a cycle: .*kd.yaml -> .*kd.yaml"):
+        Trainer(cfg, tmp_path / "run", quiet=True).fit()
+    assert not (tmp_path / "run" / "teachers" / "teacher0" / "teachers").exists()

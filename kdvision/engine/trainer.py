@@ -130,10 +130,16 @@ class Trainer:
     # ------------------------------------------------------------------ building
     def _train_recipe(self, recipe: Path, overrides: list[str], target: Path) -> None:
         """Train a teacher recipe (the first stage of a teacher-then-student run)."""
+        chain = getattr(self, "recipe_chain", (Path(self.cfg.source).resolve(),))
+        if Path(recipe).resolve() in chain:  # each round would nest a run inside the last one
+            names = " -> ".join(str(p) for p in (*chain, Path(recipe).resolve()))
+            raise UserError(f"{self.cfg.source}: teacher recipes make a cycle: {names}")
         resume = (target / "checkpoints" / "last.pt").is_file()
         self.log.line(f"teacher: {'resuming' if resume else 'training'} recipe {recipe} into {target}")
         sub_cfg = load_config(recipe, overrides)
-        Trainer(sub_cfg, target, resume=resume, quiet=self.quiet).fit()
+        sub = Trainer(sub_cfg, target, resume=resume, quiet=self.quiet)
+        sub.recipe_chain = (*chain, Path(recipe).resolve())
+        sub.fit()
 
     def _loader(self, dataset, train: bool, epoch: int = 0) -> DataLoader:
         d = self.cfg.data
