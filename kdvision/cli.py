@@ -107,7 +107,9 @@ class Parser(argparse.ArgumentParser):
     (argparse's own prints the usage first). Sub-command parsers are made of this class too."""
 
     def error(self, message: str):
-        self.exit(2, f"kdvision: error: {self.prog}: {message} (see '{self.prog} --help')\n")
+        command = self.prog.removeprefix("kdvision").strip()  # "export", "bench overhead", or none
+        where = f"{command}: " if command else ""
+        self.exit(2, f"kdvision: error: {where}{message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,7 +34,7 @@ def parse_error(capsys, *argv) -> str:
 def test_export_opset_below_supported(run_dir, tmp_path):
     out = tmp_path / "s.onnx"
     one_line_error(run_cli("export", str(run_dir), "--format", "onnx", "--out", str(out), "--opset", "5"),
-                   "kdvision export: argument --opset: must be at least 7, got 5")
+                   "kdvision: error: export: argument --opset: must be at least 7, got 5")
     assert not out.exists()
 
 
@@ -59,7 +59,7 @@ def test_export_option_values(capsys, run_dir, tmp_path, args, fragment):
 
 def test_profile_repeats_zero(tmp_path):
     cfg = str(write_yaml(tmp_path / "c.yaml", TINY_DIGITS))
-    one_line_error(run_cli("profile", cfg, "--repeats", "0"), "kdvision profile: argument --repeats: must be at least 1")
+    one_line_error(run_cli("profile", cfg, "--repeats", "0"), "kdvision: error: profile: argument --repeats: must be at least 1")
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -82,7 +82,7 @@ def test_profile_input_size_the_model_cannot_take(capsys, tmp_path):
 
 def test_bench_overhead_batch_zero():
     one_line_error(run_cli("bench", "overhead", "--batch", "0"),
-                   "kdvision bench overhead: argument --batch: must be at least 1, got 0")
+                   "kdvision: error: bench overhead: argument --batch: must be at least 1, got 0")
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -98,5 +98,5 @@ def test_bench_option_values(capsys, args, fragment):
 
 
 def test_every_parse_error_is_one_line(capsys):
-    assert "kdvision: error: kdvision: argument command: invalid choice: 'trian'" in parse_error(capsys, "trian")
+    assert parse_error(capsys, "trian").startswith("kdvision: error: argument command: invalid choice: 'trian'")
     assert "the following arguments are required: run, --format, --out" in parse_error(capsys, "export")
