@@ -8,7 +8,7 @@ official Rorozhl/CA-MKD ``helper/loops.py``): each teacher's KL on a sample is w
 (1 - softmax over teachers of the teacher's cross-entropy on it) / (K - 1), so teachers that are
 right about a sample count more. T = 4 and weights CE 1, KD 1 as in CA-MKD's code (gamma = alpha = 1;
 its feature term, beta, is not part of this method). The teachers' logits may come from the
-teacher-output cache, one cached set per teacher (``batch["teacher_logits"]`` [K, B, C]).
+teacher-output cache, one cached set per teacher (``batch["teacher_logits"]`` [B, K, C]).
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class MultiTeacherKD(Method):
     def all_teacher_logits(self, batch) -> list:
         cached = batch.get("teacher_logits")
         if cached is not None:
-            return list(cached.unbind(0)) if cached.dim() == 3 else [cached]
+            return list(cached.unbind(1)) if cached.dim() == 3 else [cached]  # [B, K, C] from the cache
         return [main_output(self.run_teacher(batch["input"], k)) for k in range(len(self.teachers))]
 
     def compute(self, batch):
