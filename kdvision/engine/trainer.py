@@ -25,6 +25,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from kdvision.config import Config, load_config
+from kdvision import student_metadata
 from kdvision.engine import build, distributed
 from kdvision.engine.checkpoint import RunDir, load_checkpoint, save_checkpoint, save_safetensors
 from kdvision.engine.cpu_memory import keep_freed_memory
@@ -457,8 +458,8 @@ class Trainer:
                               "parameter_digest_per_rank": replicas}
         if self.is_main:
             self._pictures(self.cfg.train.epochs)
-            save_safetensors(self.method.student.state_dict(), self.run.student,
-                             metadata={"model": self.cfg.student["name"], "epoch": str(best_epoch)})
+            meta = student_metadata.student_metadata(self.cfg, self.task, extra={"epoch": str(best_epoch)})
+            save_safetensors(self.method.student.state_dict(), self.run.student, metadata=meta)
             self.run.summary.write_text(json.dumps(summary, indent=2))
             self.log.line(f"done: test {metric} {test_last[metric]:.2f} (last epoch), "
                           f"{test_best[metric]:.2f} (best val epoch {best_epoch}); student -> {self.run.student}")
