@@ -12,9 +12,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
+from kdvision.data.image_files import open_image, read_rgb
 from kdvision.data.segmentation.transforms import IMAGENET_MEAN, IMAGENET_STD
 from kdvision.errors import UserError
 
@@ -30,17 +30,13 @@ def label_table(mapping: dict[int, int], size: int = 256) -> np.ndarray:
 
 
 def read_image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot read image {path}: {e}") from None
+    return read_rgb(path)
 
 
 def read_label_map(path: Path) -> np.ndarray:
     """A single-channel label map: palette ("P", indices are the labels) or greyscale PNG."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             if im.mode not in ("P", "L", "I", "I;16"):
                 raise UserError(f"label map {path} is a {im.mode} image; expected one label id per pixel "
                                 f"(a palette or greyscale PNG)")
