@@ -38,13 +38,17 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, or pickled code that weights-only loading refuses
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load {p} as weights (weights-only loading): {first}") from None
+        from kdvision.engine.checkpoint import load_error_text
+
+        raise UserError(f"cannot load {p} as weights (weights-only loading): {load_error_text(e)}") from None
     return extract_state_dict(obj, p)
 
 
 def extract_state_dict(obj, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and obj.get("format") == "kdvision-checkpoint":
+        from kdvision.engine.checkpoint import check_model_entry
+
+        check_model_entry(obj, path)
         model = obj["model"]
         return {k[len("student."):]: v for k, v in model.items() if k.startswith("student.")}
     if isinstance(obj, dict):
