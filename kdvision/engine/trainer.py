@@ -297,7 +297,9 @@ class Trainer:
         """Rank 0 locks and checks the run directory; every rank learns whether it resumes."""
         self.opened = None
         if self.is_main:
-            say = (lambda text: None) if self.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+            def say(text: str) -> None:  # notes about the folder itself print even with --quiet
+                print(text, file=sys.stderr, flush=True)
+
             self.opened = open_run(self.run, self.cfg, self.resume, say)
             self.resume = self.opened.resume
         self.resume = distributed.broadcast_object(self.resume, self.dist)
