@@ -243,3 +243,28 @@ def test_a_user_error_under_torchrun_fills_the_error_file(tmp_path, kdv, monkeyp
     monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
     line = one_line_error(kdv("train", tmp_path / "nope.yaml", "--out", tmp_path / "r"), "nope.yaml")
     assert json.loads(error_file.read_text())["message"] == line
+
+
+@pytest.mark.slow  # ~1 min of torchrun; the single-process kill test covers the same path
+def test_kill_inside_an_epoch_under_ddp_then_resume_gives_the_same_weights(tmp_path):
+    """Two gloo ranks, 2 steps per epoch: killed after step 3, last.pt is step 1 of epoch 2."""
+    cfg = str(write_yaml(tmp_path / "c.yaml", {**TINY_DIGITS, "train": {**TINY_DIGITS["train"],
+                                                                       "distributed": {"timeout_s": 60}}}))
+
+    def torchrun(*args, env_extra=None):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env_extra or {})}
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                               "-m", "kdvision", *args], env=env, capture_output=True, text=True, timeout=300)
+
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert torchrun("train", cfg, "--out", str(full), "--quiet").returncode == 0
+    killed = torchrun("train", cfg, "--out", str(part), "--quiet", "train.checkpoint_every_steps=1",
+                      env_extra={"KDVISION_TEST_DIE_AFTER_STEP": "3"})
+    assert killed.returncode != 0
+    state = torch.load(part / "checkpoints" / "last.pt", weights_only=True)
+    assert (state["epoch"], state["step"], len(state["rng_per_rank"])) == (1, 1, 2)
+    resumed = torchrun("train", cfg, "--out", str(part), "--resume", "train.checkpoint_every_steps=1")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "step 1 of epoch 2" in resumed.stderr
+    a, b = load_file(str(full / "student.safetensors")), load_file(str(part / "student.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
