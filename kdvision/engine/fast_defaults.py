@@ -11,8 +11,10 @@ The rule, kept simple and explicit:
   otherwise (on an fp32 CPU it speeds up the student step but slows the distillation step:
   benchmarks/results/speed.md, overhead table).
 
-Each choice is recorded in the run's config.yaml (a comment above the resolved values) and in
-summary.json (``{"value", "auto", "reason"}``).
+The trainer runs with the chosen values. The run's config.yaml keeps ``auto`` (what was asked,
+so the folder still matches its config on reuse and resume) under a comment line per choice,
+``# train.precision: auto -> fp32 (reason)``; summary.json records
+``{"value", "auto", "reason"}`` for both keys.
 """
 from __future__ import annotations
 
@@ -120,3 +122,14 @@ def config_comment(choices: dict) -> str:
 
 def summary_fields(choices: dict) -> dict:
     return {k: c.record() for k, c in choices.items()}
+
+
+def as_requested(config: dict, choices: dict) -> dict:
+    """A run's config mapping with each ``auto`` choice put back as ``auto`` (what the user asked:
+    a run folder is compared with its config on reuse and resume; the chosen values are in the
+    comment of :func:`config_comment` and in summary.json)."""
+    train = dict(config.get("train", {}))
+    for key, choice in choices.items():
+        if choice.auto:
+            train[key] = "auto"
+    return {**config, "train": train}

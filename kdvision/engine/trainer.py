@@ -210,7 +210,7 @@ class Trainer:
             "metric": self.task.metric,
             "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
                     "numpy": torch.from_numpy(np_state[1].astype(np.int64))},
-            "config": self.cfg.to_dict(),
+            "config": fast_defaults.as_requested(self.cfg.to_dict(), self.choices),
         }
 
     def _restore(self) -> tuple[int, float | None, int | None]:
@@ -235,7 +235,7 @@ class Trainer:
                 changed = [k for k in now if k != "train" and now[k] != saved.get(k)]
                 if changed:
                     self.log.line(f"note: resuming with a config whose '{changed[0]}' differs from {self.run.config}")
-        text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
+        text = yaml.safe_dump(fast_defaults.as_requested(self.cfg.to_dict(), self.choices), sort_keys=False)
         self.run.config.write_text(f"# resolved from {self.cfg.source}\n{fast_defaults.config_comment(self.choices)}{text}")
 
     def _discard_empty_run(self) -> None:
