@@ -57,6 +57,7 @@ def test_same_parameters_give_exactly_the_per_sample_tensor():
         assert torch.equal(batch["input"][j], item["input"])
         assert batch["target"][j] == item["target"]
     assert batch["index"].tolist() == index.tolist()
+    assert batch["input"].is_contiguous()  # the DataLoader's memory format (channels_last is train.channels_last's)
 
 
 def test_no_augmentation_is_the_normalised_image():

@@ -144,9 +144,9 @@ def run(args) -> int:
         config, extra = SETS[name]
         extra = list(extra) + list(args.overrides)
         if name == "cifar":
-            shutil.rmtree(work / "cifar", ignore_errors=True)
-            write_cifar100(work / "cifar", args.cifar_images)
-            extra += [f"data.root={work / 'cifar'}", f"train.max_steps_per_epoch={args.steps}"]
+            shutil.rmtree(work / "cifar_data", ignore_errors=True)
+            write_cifar100(work / "cifar_data", args.cifar_images)
+            extra += [f"data.root={work / 'cifar_data'}", f"train.max_steps_per_epoch={args.steps}"]
         shutil.rmtree(work / name, ignore_errors=True)
         r = results[name] = measure_set(config, extra, args.rounds, work / name)
         lines.append(f"{name} ({config}, {r['train_images']} images, batch {r['batch_size']}, "

@@ -83,7 +83,7 @@ def augment_batch(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, f
     cols = torch.where(flipped.to(images.device, torch.bool)[:, None], cols.flip(1), cols)
     b = torch.arange(images.shape[0], device=images.device)
     out = images[b[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # [B, size, size, C]
-    return out.permute(0, 3, 1, 2).float().div_(255.0)
+    return out.permute(0, 3, 1, 2).contiguous().float().div_(255.0)  # NCHW, as the DataLoader collates
 
 
 def draw_params(augment: RandomCropFlip, n: int, height: int, width: int) -> torch.Tensor:
