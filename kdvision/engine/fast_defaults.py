@@ -4,8 +4,10 @@ The rule, kept simple and explicit:
 
 * precision ``auto`` -> ``bf16`` autocast on a CUDA device that supports bf16, and on a CPU
   with native bf16 arithmetic (AVX512-BF16 or AMX: the ``avx512_bf16`` / ``amx_bf16`` flags of
-  /proc/cpuinfo, or torch's own probe); ``fp32`` everywhere else (a CPU without them
-  emulates bf16 and gets slower, not faster).
+  /proc/cpuinfo, or torch's own probe); ``fp32`` everywhere else. Without native bf16 the
+  gain depends on the CPU and on oneDNN's conversion kernels (on the 2-core AVX2 EPYC of
+  benchmarks/results/speed.md bf16 autocast still measured 1.66x faster), so it stays opt-in
+  there (``train.precision: bf16``) rather than a guess.
 * channels_last ``auto`` -> ``true`` for convolutional students (any ``nn.Conv2d``) on CUDA,
   and on CPU when bf16 was chosen (oneDNN's fast bf16 convolutions want NHWC); ``false``
   otherwise (on an fp32 CPU it speeds up the student step but slows the distillation step:
