@@ -172,3 +172,14 @@ def test_resume_with_device_resident_data_and_the_cache_equals_an_uninterrupted_
     assert a["epoch"] == b["epoch"] == 2
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_the_bench_cifar_files_are_the_official_layout_and_go_device_resident(tmp_path):
+    from kdvision.benchmarks_lib.data_path import write_cifar100
+    from kdvision.registry import DATASETS
+
+    write_cifar100(tmp_path, train_images=12, test_images=5)
+    data = DATASETS.get("cifar100")(root=str(tmp_path))
+    assert len(data["train"]) == 12 and len(data["test"]) == 5 and data["train"][0]["input"].shape == (3, 32, 32)
+    batch = next(iter(DeviceBatches(data["train"], 4, CPU, torch.Generator().manual_seed(0))))
+    assert batch["input"].shape == (4, 3, 32, 32) and batch["target"].max() < 100
