@@ -143,7 +143,7 @@ class Trainer:
         g = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, epoch))
         # a data set may need its own batches (e.g. every weather type in each batch)
         make_batches = getattr(dataset, "train_batch_sampler", None)
-        if train and self.device_resident:  # kdvision/data/device_batches.py
+        if train and getattr(self, "device_resident", False):  # kdvision/data/device_batches.py
             return DeviceBatches(dataset, batch_size, self.device, g)
         if train and self.world_size > 1:  # this rank's shard
             return distributed.train_loader(dataset, batch_size, workers, epoch_seed(self.cfg.seed, epoch), self.dist,
