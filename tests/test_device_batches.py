@@ -183,3 +183,22 @@ def test_the_bench_cifar_files_are_the_official_layout_and_go_device_resident(tm
     assert len(data["train"]) == 12 and len(data["test"]) == 5 and data["train"][0]["input"].shape == (3, 32, 32)
     batch = next(iter(DeviceBatches(data["train"], 4, CPU, torch.Generator().manual_seed(0))))
     assert batch["input"].shape == (4, 3, 32, 32) and batch["target"].max() < 100
+
+
+def test_kill_inside_an_epoch_with_device_resident_data_then_resume_gives_the_same_weights(tmp_path):
+    """As tests/test_run_dirs.py's mid-epoch kill, with the training batches built on the device."""
+    from safetensors.torch import load_file
+
+    from tests.conftest import run_cli, write_yaml
+    from tests.test_run_dirs import run_env
+
+    cfg = str(write_yaml(tmp_path / "c.yaml", {**TINY_DIGITS, "data": {**TINY_DIGITS["data"], "device_resident": True}}))
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert run_cli("train", cfg, "--out", str(full), "--quiet").returncode == 0
+    killed = run_env("train", cfg, "--out", str(part), "--quiet", "train.checkpoint_every_steps=3",
+                     env_extra={"KDVISION_TEST_DIE_AFTER_STEP": "4"})
+    assert killed.returncode == -9, killed.stderr
+    resumed = run_cli("train", cfg, "--out", str(part), "--resume", "train.checkpoint_every_steps=3")
+    assert resumed.returncode == 0 and "step 3 of epoch 1" in resumed.stderr, resumed.stderr
+    a, b = load_file(str(full / "student.safetensors")), load_file(str(part / "student.safetensors"))
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
