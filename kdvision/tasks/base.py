@@ -20,7 +20,7 @@ import kdvision.models  # noqa: F401  (registers the models)
 from kdvision.registry import DATASETS, MODELS
 
 #: data options the trainer reads itself; the rest go to the dataset builder.
-LOADER_KEYS = ("name", "batch_size", "eval_batch_size", "workers")
+LOADER_KEYS = ("name", "batch_size", "eval_batch_size", "workers", "device_resident")
 
 
 class Task:
