@@ -7,7 +7,7 @@ import torch
 
 from kdvision.errors import UserError
 from kdvision.methods.two_stage import TwoStageKnowledgeLearning, TwoStageParams
-from kdvision.models.restoration_unet import WeatherUNet
+from kdvision.models.restoration.restoration_unet import WeatherUNet
 
 
 @pytest.fixture(autouse=True, scope="module")

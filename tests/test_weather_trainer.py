@@ -13,7 +13,7 @@ from kdvision.config import load_config
 from kdvision.engine.checkpoint import load_checkpoint
 from kdvision.engine.trainer import Trainer
 from kdvision.errors import UserError
-from kdvision.models.restoration_unet import WeatherUNet
+from kdvision.models.restoration.restoration_unet import WeatherUNet
 from kdvision.tasks.restoration import per_domain_means
 from tests.conftest import write_yaml
 

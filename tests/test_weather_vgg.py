@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from kdvision.errors import UserError
-from kdvision.models.vgg19_features import VGG19Features
+from kdvision.models.restoration.vgg19_features import VGG19Features
 
 
 @pytest.fixture(autouse=True, scope="module")
