@@ -17,15 +17,6 @@ from kdvision.registry import METHODS
 from kdvision.tasks.restoration import RestorationTask
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_task(**eval_options):
     cfg = config_from_dict({"task": "restoration", "data": {"name": "embedded_haze"},
                             "student": {"name": "ktdn"}, "method": {"name": "ktdn"}, "eval": eval_options})

@@ -21,15 +21,6 @@ DOMAINS = ["haze", "rain", "snow"]
 UNET = {"name": "tkl_unet", "width": 2, "bottleneck_blocks": 1, "level_blocks": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run far faster on one thread on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(autouse=True)
 def quiet_untrained_vgg():
     with warnings.catch_warnings():
