@@ -113,8 +113,10 @@ def split_pairs(pairs: list[Pair], test_ids: list | None, test_count: int,
 def paired(seed: int, root: str, layout: str = "paired_folder", crop: int = 256, test_root: str = "",
            test_ids: Optional[list] = None, test_count: int = 5, repeat: int = 1, flips: bool = True,
            transposes: bool = True, autoencoder: bool = False, cache: bool = False, **layout_options) -> dict:
-    """Pairs of any registered layout (``data.layout``; its options are keys of ``data``),
-    e.g. ``layout: pattern, input: "hazy/{id}_*.png", target: "clear/{id}.png"``."""
+    """Pairs of any registered layout (data.layout), e.g. pattern with input/target templates.
+
+    The layout's options are keys of ``data``, e.g. ``layout: pattern, input: "hazy/{id}_*.png",
+    target: "clear/{id}.png"``."""
     if crop < 0 or repeat < 1:
         raise UserError(f"data.crop must be >= 0 and data.repeat >= 1 (got {crop}, {repeat})")
     entry = get_layout(layout, "data.layout")
