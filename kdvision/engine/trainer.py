@@ -1,8 +1,11 @@
 """The one trainer for every task and method.
 
-It asks the method for ``(output, {name: weighted loss})``, sums the dict, backpropagates,
-steps the optimisers and logs every term. It walks ``train.stages`` (switching the method's
-parameters at each boundary), evaluates every ``eval_every`` epochs, writes ``last.pt`` each
+It hands the method its training progress (``method.set_progress(epoch + step / steps)``,
+which the method's loss-term weight schedules read), asks it for ``(output, {name: weighted
+loss})``, sums the dict, backpropagates, steps the optimisers and logs every term: per epoch,
+``train/<term>`` is the weighted term's mean (what the total ``train/loss`` sums),
+``train/raw/<term>`` the unweighted term's and ``train/weight/<term>`` the weight's. It walks
+``train.stages`` (switching the method's parameters at each boundary), evaluates every ``eval_every`` epochs, writes ``last.pt`` each
 epoch and ``best.pt`` on improvement (atomically), and resumes exactly where a run stopped:
 every epoch reseeds all random generators from (seed, epoch), so a run resumed after epoch k
 replays the same augmentations and ends with the same weights as an uninterrupted run.
@@ -22,6 +25,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from kdvision.config import Config, load_config
+from kdvision import student_metadata
 from kdvision.engine import build, distributed
 from kdvision.engine.checkpoint import RunDir, load_checkpoint, save_checkpoint, save_safetensors
 from kdvision.engine.cpu_memory import keep_freed_memory
@@ -76,7 +80,8 @@ def to_device(batch: dict[str, Any], device: torch.device, channels_last: bool =
 
 
 def train_step(forward, batch: dict[str, Any], optimizer: torch.optim.Optimizer, extra_optimizers=(),
-               autocast=contextlib.nullcontext, scaler=None, grad_clip: float | None = None):
+               autocast=contextlib.nullcontext, scaler=None, grad_clip: float | None = None,
+               grad_clip_value: float | None = None):
     """One optimisation step: forward the method, sum its losses, backward, clip, step.
 
     ``forward`` is the method (or its DDP wrapper). Returns the loss names and their detached
@@ -95,6 +100,8 @@ def train_step(forward, batch: dict[str, Any], optimizer: torch.optim.Optimizer,
         total.backward()
     if grad_clip:
         torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+    if grad_clip_value:  # every gradient element clipped to [-v, v] (e.g. the FRSKD segmentation script)
+        torch.nn.utils.clip_grad_value_([p for g in optimizer.param_groups for p in g["params"]], grad_clip_value)
     if scaler:  # every optimiser steps through the scaler: skipped together on inf gradients
         scaler.step(optimizer)
         for opt in extra_optimizers:
@@ -194,6 +201,7 @@ class Trainer:
             "extra_optimizers": [o.state_dict() for o in self.extra_optimizers],
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "epoch": epoch,
+            "progress": float(epoch),  # training progress in epochs the loss-weight schedules read
             "best_metric": best,
             "best_epoch": best_epoch,
             "metric": self.task.metric,
@@ -214,6 +222,7 @@ class Trainer:
         if self.scaler and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])
+        self.method.set_progress(float(state.get("progress", state["epoch"])))
         return state["epoch"], state["best_metric"], state["best_epoch"]
 
     def _write_config(self) -> None:
@@ -251,7 +260,7 @@ class Trainer:
         index, stage = self.stage_at(epoch)
         if stage is not None and index != current:
             self.method.params = self.base_params
-            self.method.set_params(stage.method)
+            self.method.set_params(build.stage_overrides(self.cfg, type(self.method), index))
             self.log.line(f"stage {index + 1}/{len(self.cfg.train.stages)}: {stage.name} from epoch {epoch + 1}")
         return index
 
@@ -323,11 +332,21 @@ class Trainer:
             if step >= steps:
                 break
             lr = set_learning_rate(self.optimizer, cfg.train, epoch, step, steps)
+            method.set_progress(epoch + step / steps)
             batch = to_device(batch, self.device, cfg.train.channels_last)
             names, values = train_step(self.step_module, batch, self.optimizer, self.extra_optimizers,
-                                       self.autocast, self.scaler, cfg.train.grad_clip)
+                                       self.autocast, self.scaler, cfg.train.grad_clip, cfg.train.grad_clip_value)
             # no host-device sync here: loss values are checked and logged every log_every steps
             pending.append((epoch * steps + step + 1, names, values))
+            raw = method.raw_terms
+            if raw:
+                pending.append((epoch * steps + step + 1, tuple(f"raw/{k}" for k in raw),
+                                torch.stack([v.float() for v in raw.values()])))
+            terms = list(raw or names) + [k for k in method.loss_weights if k not in raw]
+            for k, w in method.current_weights(terms).items():  # host floats: no device sync
+                s = sums.setdefault(f"#weight/{k}", [0.0, 0])
+                s[0] += w
+                s[1] += 1
             speed.add(int(batch["input"].shape[0]))
             if (step + 1) % log_every == 0 or step + 1 == steps:
                 self._flush(pending, sums)
@@ -342,6 +361,7 @@ class Trainer:
         if stage is not None:
             row["stage"] = stage.name
         row.update({f"train/{k}": self._mean(sums, k) for k in sums if not k.startswith("#")})
+        row.update({f"train/{k[1:]}": self._mean(sums, k) for k in sums if k.startswith("#weight/")})
         return row
 
     def _flush(self, pending, sums: dict) -> None:
@@ -362,7 +382,8 @@ class Trainer:
                     f"the last good checkpoint is kept in {self.run.root / 'checkpoints'}")
             for i, name in enumerate(names):
                 self._add(sums, name, values[:, i])
-            self._add(sums, "loss", values.sum(dim=1))
+            if not names[0].startswith("raw/"):  # the unweighted values are logged, not summed
+                self._add(sums, "loss", values.sum(dim=1))
 
     @staticmethod
     def _add(sums: dict, name: str, values: torch.Tensor) -> None:
@@ -377,7 +398,7 @@ class Trainer:
 
     def _epoch_line(self, row: dict) -> str:
         terms = " ".join(f"{k[6:]} {v:.4f}" for k, v in row.items() if k.startswith("train/") and k not in
-                         ("train/images_per_s", "train/loss"))
+                         ("train/images_per_s", "train/loss") and not k.startswith(("train/raw/", "train/weight/")))
         text = (f"epoch {row['epoch']}/{self.cfg.train.epochs} loss {row.get('train/loss', float('nan')):.4f} "
                 f"({terms}) lr {row['lr']:.4g} {row['train/images_per_s']:.0f} img/s {row['time_s']:.1f}s")
         metric = self.task.metric
@@ -437,8 +458,8 @@ class Trainer:
                               "parameter_digest_per_rank": replicas}
         if self.is_main:
             self._pictures(self.cfg.train.epochs)
-            save_safetensors(self.method.student.state_dict(), self.run.student,
-                             metadata={"model": self.cfg.student["name"], "epoch": str(best_epoch)})
+            meta = student_metadata.student_metadata(self.cfg, self.task, extra={"epoch": str(best_epoch)})
+            save_safetensors(self.method.student.state_dict(), self.run.student, metadata=meta)
             self.run.summary.write_text(json.dumps(summary, indent=2))
             self.log.line(f"done: test {metric} {test_last[metric]:.2f} (last epoch), "
                           f"{test_best[metric]:.2f} (best val epoch {best_epoch}); student -> {self.run.student}")

@@ -1,5 +1,6 @@
 """Loading weights from what users have: kdvision runs and checkpoints, plain state dicts,
-safetensors files. Nothing is unpickled beyond tensors (``weights_only=True``)."""
+safetensors files. Nothing is unpickled beyond tensors (``weights_only=True``); dtypes are
+checked as well as names and shapes."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +9,7 @@ import torch
 from torch import nn
 
 from kdvision.errors import UserError
+from kdvision.safe_load import check_dtypes, read_torch_file  # noqa: F401  (check_dtypes: for pretrained loading too)
 
 STUDENT_FILE = "student.safetensors"
 
@@ -35,12 +37,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(p))
         except Exception as e:  # safetensors raises its own error type for corrupt headers
             raise UserError(f"cannot read safetensors file {p}: {e}") from None
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, or pickled code that weights-only loading refuses
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load {p} as weights (weights-only loading): {first}") from None
-    return extract_state_dict(obj, p)
+    return extract_state_dict(read_torch_file(p), p)
 
 
 def extract_state_dict(obj, path: Path) -> dict[str, torch.Tensor]:
@@ -77,4 +74,5 @@ def load_weights_into(model: nn.Module, path: str | Path, what: str) -> None:
         if shapes:
             parts.append(f"shape mismatch: {', '.join(shapes[:3])}")
         raise UserError(f"{what}: {path} does not fit {type(model).__name__}: {'; '.join(parts)}")
+    check_dtypes(state, own, f"{what}: {path}")
     model.load_state_dict(state)
