@@ -52,6 +52,8 @@ class RestorationTask(Task):
     loss_terms = ("l1", "laplacian", "lab")  # the names ``loss`` returns (``method.weights`` keys)
 
     metric = "psnr"
+    metric_unit = "dB"
+    secondary_metric = "ssim"
 
     def __init__(self, cfg):
         super().__init__(cfg)

@@ -57,6 +57,7 @@ class SegmentationTask(Task):
     loss_terms = ("ce", "ce_aux")  # the names ``loss`` returns (``method.weights`` keys)
 
     metric = "miou"
+    metric_unit = "%"
 
     def __init__(self, cfg):
         super().__init__(cfg)
