@@ -90,6 +90,7 @@ class TrainConfig:
     deterministic: bool = False
     tensorboard: bool = True
     pictures_every: int = 0  # epochs between task pictures (0: only at the end)
+    checkpoint_every_steps: Optional[int] = None  # also write last.pt every N steps inside an epoch
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 

@@ -42,6 +42,9 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
 
 def extract_state_dict(obj, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and obj.get("format") == "kdvision-checkpoint":
+        from kdvision.engine.checkpoint import check_model_entry
+
+        check_model_entry(obj, path)
         model = obj["model"]
         return {k[len("student."):]: v for k, v in model.items() if k.startswith("student.")}
     if isinstance(obj, dict):
