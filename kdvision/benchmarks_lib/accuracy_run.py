@@ -32,30 +32,28 @@ def train_once(cfg, target: Path, verbose: bool) -> tuple[dict, str]:
         return json.loads(summary.read_text()), "resumed" if resume else "trained"
 
 
-#: set by the benchmark itself (where the shared teacher lies), not part of what a run is
-IGNORED_KEYS = ("teacher.checkpoint", "teachers.checkpoint")
+def _comparable(cfg) -> dict:
+    """A config as flat {dotted key: value}, without the teachers' checkpoints: the benchmark
+    itself sets those (where the shared teacher lies); they are not part of what a run is."""
+    from kdvision.engine.resume_check import flatten
+
+    data = cfg.to_dict()
+    for t in [data.get("teacher")] + list(data.get("teachers") or []):
+        if isinstance(t, dict):
+            t.pop("checkpoint", None)
+    return flatten(data)
 
 
-def config_difference(saved, now, key: str = "") -> str | None:
-    """The first dotted key whose value differs between two resolved configs (None if they agree).
-
-    Keys present on one side only are skipped (a newer kdvision may add options with defaults).
-    """
-    if key in IGNORED_KEYS:
-        return None
-    if isinstance(saved, dict) and isinstance(now, dict):
-        for k in sorted(set(saved) & set(now)):
-            found = config_difference(saved[k], now[k], f"{key}.{k}" if key else str(k))
-            if found:
-                return found
-        return None
-    if isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now):
-        for a, b in zip(saved, now):
-            found = config_difference(a, b, key)
-            if found:
-                return found
-        return None
-    return None if saved == now else f"{key}: {saved!r} -> {now!r}"
+def config_difference(saved, now) -> str | None:
+    """The first key whose value differs between two configs, as 'key: old -> new' (None if
+    they agree). The saved side is read back through the schema (``config_from_dict``), as
+    ``--resume`` does, so options a newer kdvision added compare at their defaults."""
+    a, b = _comparable(saved), _comparable(now)
+    for key in sorted(set(a) | set(b)):
+        old, new = a.get(key, "<absent>"), b.get(key, "<absent>")
+        if old != new:
+            return f"{key}: {old!r} -> {new!r}"
+    return None
 
 
 def check_same_config(cfg, target: Path) -> None:
@@ -65,8 +63,10 @@ def check_same_config(cfg, target: Path) -> None:
         return
     import yaml
 
-    saved = json.loads(json.dumps(yaml.safe_load(path.read_text()) or {}))
-    found = config_difference(saved, json.loads(json.dumps(cfg.to_dict())))
+    from kdvision.config import config_from_dict
+
+    saved = config_from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
+    found = config_difference(saved, cfg)
     if found:
         raise UserError(f"bench accuracy: {target} holds a run of another config ({found}); "
                         f"delete that folder or choose another --out")
