@@ -57,3 +57,17 @@ def test_per_weather_table_has_a_column_per_type_and_their_mean(tmp_path):
     assert lines["teacher_haze"][2:] == ["-", "-"]  # a specialist is not tested on rain
     per_run_mean = (h[:, 0] + r[:, 0]) / 2
     assert lines["student"][3].startswith(f"{per_run_mean.mean():.2f} ± {np.std(per_run_mean, ddof=1):.2f} / ")
+
+
+def test_unit_and_second_metric_come_from_the_task(tmp_path, monkeypatch):
+    """The table reads the task's ``metric_unit`` and ``secondary_metric``, not a table by metric name."""
+    from kdvision.tasks.restoration import RestorationTask
+
+    monkeypatch.setattr(RestorationTask, "metric_unit", "decibel")
+    monkeypatch.setattr(RestorationTask, "secondary_metric", None)
+    for s in range(2):
+        write_run(tmp_path, "student", s, psnr_summary(17.0 + s, 0.6))
+        (tmp_path / "runs" / "student" / f"seed{s}" / "config.yaml").write_text("task: restoration\n")
+    accuracy_report.write_results(tmp_path, ["student"], [0, 1], {"cpu": "x"}, [])
+    text = (tmp_path / "results.md").read_text()
+    assert "test psnr, final epoch (decibel)" in text and "ssim" not in text

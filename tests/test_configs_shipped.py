@@ -24,7 +24,7 @@ def stated_data_facts(cfg) -> dict:
 def test_recipe_validates(path):
     cfg = load_config(path)
     cls = method_class(cfg)
-    validate_method(cfg, cls, stated_data_facts(cfg))  # what training checks first: method.weights, the method's validate
+    validate_method(cfg, cls, stated_data_facts(cfg))  # as training checks first, cls.validate included
     assert DATASETS.get(cfg.data["name"])
     for spec in [cfg.student] + [t.model for t in cfg.all_teachers()]:
         assert MODELS.get(spec["name"])

@@ -65,7 +65,7 @@ def test_pattern_wildcards_in_the_target_and_folders(tmp_path):
 @pytest.mark.parametrize("problem, needles", [
     ("no_target", ["hazy/3_1_0.95.png", "cannot be paired", "clear/3.png"]),
     ("two_targets", ["1_1_0.90179.png", "clear/1.jpg", "clear/1.png", "both fit"]),
-    ("no_id", ["data.target", "{id}"]),
+    ("no_id", ["pattern layout: target 'clear/1.png'", "{id}"]),
     ("nothing_fits", ["no image matches the input pattern 'haze/{id}_*.png'"]),
 ])
 def test_pattern_errors_name_the_file_or_key(tmp_path, problem, needles):

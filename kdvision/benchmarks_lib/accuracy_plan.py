@@ -79,8 +79,8 @@ def recipe_data(recipe: Recipe, overrides: list[str], seed: int | None, teacher_
                            source=f"bench accuracy ({recipe.path})")
     for t in _teacher_entries(data, overrides):
         if t.get("recipe"):
-            target = teacher_dirs[teacher_recipe_path(recipe.path, t["recipe"], f"{recipe.path}: teacher.recipe").resolve()]
-            t["checkpoint"] = str(target)
+            path = teacher_recipe_path(recipe.path, t["recipe"], f"{recipe.path}: teacher.recipe").resolve()
+            t["checkpoint"] = str(teacher_dirs[path])
     return pass_overrides_to_teachers(data, overrides)  # the same rule as kdvision train
 
 

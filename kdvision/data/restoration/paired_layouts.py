@@ -159,12 +159,12 @@ def paired_folder_pairs(root: str | Path, input_dir: str = "input", target_dir: 
     return [Pair(inputs[n], targets[n], Path(n).stem, Path(n).stem) for n in sorted(inputs)]
 
 
-def _template_regex(template: str, where: str, id_pattern: str = r"(?P<id>[^/]+?)") -> re.Pattern:
+def _template_regex(template: str, key: str, id_pattern: str = r"(?P<id>[^/]+?)") -> re.Pattern:
     """``{id}`` -> the shared part (the shortest that fits), ``*`` / ``?`` -> any characters /
     one character within a name; everything else literal. Matched against whole relative paths."""
     if template.count("{id}") != 1 or re.search(r"[{}]", template.replace("{id}", "")):
-        raise UserError(f"{where}: '{template}' must hold {{id}} once (the part input and target share) "
-                        f"and no other {{...}}")
+        raise UserError(f"pattern layout: {key} '{template}' must hold {{id}} once (the part input and "
+                        f"target share) and no other {{...}}")
     parts = []
     for piece in re.split(r"(\{id\}|\*|\?)", template):
         parts.append({"{id}": id_pattern, "*": "[^/]*", "?": "[^/]"}.get(piece, re.escape(piece)))
@@ -187,8 +187,8 @@ def pattern_pairs(root: str | Path, input: str, target: str) -> list[Pair]:
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"pattern layout: folder not found: {root}")
-    input_rx = _template_regex(input, "data.input")
-    _template_regex(target, "data.target")
+    input_rx = _template_regex(input, "input")
+    _template_regex(target, "target")
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                    if p.is_file() and not p.name.startswith("."))
     found = [(rel, m.group("id")) for rel in files if (m := input_rx.fullmatch(rel))
@@ -212,7 +212,7 @@ def pattern_pairs(root: str | Path, input: str, target: str) -> list[Pair]:
 def _fitting(files: list[str], template: str, key: str) -> list[str]:
     """The paths of the sorted ``files`` that fit ``template`` with ``{id}`` = ``key``; only
     those sharing the template's literal start are tried (ITS: 14k inputs, 14k files)."""
-    rx = _template_regex(template, "data.target", re.escape(key))
+    rx = _template_regex(template, "target", re.escape(key))
     prefix = re.split(r"[*?]", template.replace("{id}", key), maxsplit=1)[0]
     hits = []
     for rel in files[bisect.bisect_left(files, prefix):]:
