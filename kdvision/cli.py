@@ -139,18 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Commands that live beside their subsystem (infer, export, profile, bench)."""
-    import importlib
+    from kdvision.commands import bench, export, infer, profile
 
-    found = []
-    for module in ("kdvision.commands.infer", "kdvision.commands.export", "kdvision.commands.bench"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-            continue
-        found.append(mod.add_parser)
-    return found
+    return [infer.add_parser, export.add_parser, profile.add_parser, bench.add_parser]
 
 
 def one_line(message: str) -> str:

@@ -116,7 +116,7 @@ class TeacherConfig:
 
 @dataclass
 class TeacherCacheConfig:
-    """The augmentation-aware teacher-output cache (kdvision/engine/teacher_cache.py)."""
+    """The augmentation-aware teacher-output cache (the ``kdvision.cache`` package)."""
 
     views: int = 8  # augmented views recorded per training sample
     topk: Optional[int] = None  # keep only the k largest logits per view (null: all)

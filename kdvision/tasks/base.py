@@ -28,6 +28,8 @@ class Task:
 
     metric = "acc"
     higher_is_better = True
+    metric_unit = ""  # the unit ``metric`` is reported in (benchmark tables): "%", "dB"; "" for none
+    secondary_metric: str | None = None  # a metric reported beside it where evaluate() gives it
     loss_terms: tuple[str, ...] = ()  # the names ``loss`` returns (keys of ``method.weights``)
 
     def __init__(self, cfg: Config):

@@ -22,6 +22,7 @@ from kdvision.errors import UserError
 from kdvision.metrics.segmentation import ConfusionMatrix
 from kdvision.registry import TASKS
 from kdvision.tasks.base import Task, main_output
+from kdvision.tasks.pictures import picture_grid
 
 
 def palette() -> np.ndarray:
@@ -56,6 +57,7 @@ class SegmentationTask(Task):
     loss_terms = ("ce", "ce_aux")  # the names ``loss`` returns (``method.weights`` keys)
 
     metric = "miou"
+    metric_unit = "%"
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -140,12 +142,8 @@ class SegmentationTask(Task):
         rows = []
         for i in range(x.shape[0]):
             image = np.clip((x[i].float().cpu().numpy() * std + mean) * 255, 0, 255).astype(np.uint8)
-            image = image.transpose(1, 2, 0)
-            gap = np.full((image.shape[0], 2, 3), 255, np.uint8)
-            rows.append(np.concatenate([image, gap, colours[pred[i].numpy()], gap,
-                                        colours[y[i].clamp(0, 255).numpy()]], axis=1))
-            rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
-        grid = np.concatenate(rows[:-1], axis=0)
+            rows.append([image.transpose(1, 2, 0), colours[pred[i].numpy()], colours[y[i].clamp(0, 255).numpy()]])
+        grid = picture_grid(rows)
         names = class_names(data, 0)
         if names is None:
             return grid
