@@ -9,7 +9,6 @@ onnxruntime (max abs difference <= 1e-4), TorchScript and safetensors by reloadi
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import warnings
 from pathlib import Path
@@ -50,20 +49,14 @@ def run_config(run_dir: str | Path):
 def create_student(cfg, task, weights: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """The student architecture of ``cfg``. Facts it takes from the data set (num_classes, ...)
     come from the data when it is at hand, else num_classes is read off the weights."""
-    from kdvision.registry import MODELS
+    from kdvision.model_build import build_model_for_weights
 
     try:
         return task.create_model(cfg.student, "student")
     except UserError:
         if weights is None:
             raise
-    builder = MODELS.get(cfg.student["name"], where="student.name")
-    options = {k: v for k, v in cfg.student.items() if k != "name"}
-    if "num_classes" in inspect.signature(builder).parameters and "num_classes" not in options:
-        matrices = [v for v in weights.values() if v.dim() == 2]
-        if matrices:
-            options["num_classes"] = int(matrices[-1].shape[0])
-    return builder(**options)
+    return build_model_for_weights(cfg.student, "student", cfg.source, cfg.task, weights)
 
 
 def input_shape(task, given: tuple[int, ...] | None) -> tuple[int, ...]:

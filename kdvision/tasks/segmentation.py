@@ -56,8 +56,8 @@ class SegmentationTask(Task):
         self.ignore_index = int(options.get("ignore_index", 255))
 
     # -- models --------------------------------------------------------------------
-    def create_model(self, spec: dict, where: str) -> nn.Module:
-        model = super().create_model(spec, where)
+    def create_model(self, spec: dict, where: str, load_pretrained: bool = False, new_head: bool = True) -> nn.Module:
+        model = super().create_model(spec, where, load_pretrained, new_head)
         expected = self.dataset_info().get("num_classes")
         got = getattr(model, "num_classes", None)
         if expected is not None and got is not None and got != expected:
