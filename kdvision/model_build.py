@@ -12,6 +12,7 @@ structure (``kdvision.default_taps``; external models only, kdvision's own docum
 from __future__ import annotations
 
 import inspect
+import sys
 
 from torch import nn
 
@@ -37,12 +38,14 @@ def build_model(spec: dict, where: str, source: str, task: str | None = None, da
     options = {k: v for k, v in spec.items() if k != "name"}
     try:
         if is_external(name):
+            options = external_options(options, where)  # refused before the library is even imported
             builder = external_builder(name, where, task)
-            options = external_options(options, where)
         else:
-            builder = MODELS.get(name, where=f"{where}.name")
+            builder = registered_builder(name, where)
     except UserError as e:
         raise UserError(f"{source}: {e}" if source else str(e)) from None
+    if load_pretrained:
+        note_registered_from_python(builder, name, where)
     own_pretrained = takes(builder, "pretrained")
     if own_pretrained and load_pretrained and not new_head and options.get("pretrained"):
         raise UserError(f"{source}: {where}.pretrained of '{name}' initialises its backbone only; a teacher needs "
@@ -73,6 +76,25 @@ def build_model(spec: dict, where: str, source: str, task: str | None = None, da
     if library is not None:
         attach_default_taps(model)
     return model
+
+
+def registered_builder(name: str, where: str):
+    if name not in MODELS:
+        raise UserError(f"{where}.name: unknown model '{name}' (known: {', '.join(MODELS.names())}); a model of "
+                        f"your own is named by its import path, e.g. my_package.models:build_net")
+    return MODELS.get(name)
+
+
+def note_registered_from_python(builder, name: str, where: str) -> None:
+    """A model registered by the user's script is unknown to a later ``kdvision eval``/``export``
+    of the run: say so while training, with the import path that would work."""
+    module = getattr(builder, "__module__", "") or ""
+    if module == "kdvision" or module.startswith("kdvision."):
+        return
+    path = f"{module}:{builder.__qualname__}" if module != "__main__" and "<" not in builder.__qualname__ else \
+        "my_package.models:build_net"
+    print(f"kdvision: {where}.name '{name}' is registered from Python only: kdvision eval/export/infer of this run "
+          f"will not know it; name it by import path instead ({where}.name: {path})", file=sys.stderr, flush=True)
 
 
 def external_options(options: dict, where: str) -> dict:
