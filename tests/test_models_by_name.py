@@ -276,3 +276,19 @@ def test_a_model_registered_from_python_only_is_pointed_at_the_import_path(capsy
     assert "registered from Python only" in err and "name it by import path" in err
     with pytest.raises(UserError, match=r"c.yaml: student.name: unknown model 'tiny_registered_net' .*import path"):
         build_model({"name": "tiny_registered_net"}, "student", "c.yaml", "classification", {"num_classes": 4})
+
+
+def test_without_the_data_the_class_count_is_read_off_the_weights():
+    from kdvision.model_build import build_model_for_weights
+
+    model = build_model_for_weights({"name": "torchvision:resnet18"}, "student", "c.yaml", "classification",
+                                    resnet18_state(7))
+    assert model.fc.out_features == 7
+
+
+def test_a_teacher_pretrained_file_must_fit_its_classes(tmp_path):
+    torch.save(resnet18_state(1000), tmp_path / "r18.pth")
+    with pytest.raises(UserError, match=r"teacher.model.pretrained: .* classifier for 1000 classes, the model 10 "
+                                        r"\(fc.weight, fc.bias\); .* give teacher.checkpoint"):
+        build_model({"name": "torchvision:resnet18", "pretrained": str(tmp_path / "r18.pth")}, "teacher.model",
+                    "c.yaml", "classification", {"num_classes": 10}, load_pretrained=True, new_head=False)
