@@ -1,11 +1,13 @@
-"""The ``kdvision`` command: train, eval, methods, demo (and the task/speed commands).
+"""The ``kdvision`` command: train, eval, methods, recipes, demo (and the task/speed commands).
 
 User errors print one line, ``kdvision: error: ...``, and exit with code 2.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,9 +17,42 @@ from kdvision.errors import UserError
 def cmd_train(args) -> int:
     from kdvision.config import load_config
     from kdvision.engine.trainer import Trainer
+    from kdvision.recipe_library import resolve_config
 
-    cfg = load_config(args.config, args.overrides)
-    Trainer(cfg, args.out, resume=args.resume, quiet=args.quiet).fit()
+    if args.root is None:
+        cfg = load_config(args.config, args.overrides)
+        Trainer(cfg, args.out, resume=args.resume, quiet=args.quiet).fit()
+        return 0
+    # the config and --out as given here; every other relative path against --root
+    config, out = resolve_config(args.config).absolute(), Path(args.out).absolute()
+    with working_directory(args.root):
+        cfg = load_config(config, args.overrides)
+        Trainer(cfg, out, resume=args.resume, quiet=args.quiet).fit()
+    return 0
+
+
+@contextlib.contextmanager
+def working_directory(root: str):
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise UserError(f"--root is not a folder: {path}")
+    before = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def cmd_recipes(args) -> int:
+    from kdvision.recipe_library import RECIPES, description, recipe_names
+
+    names = [n for n in recipe_names() if args.filter is None or args.filter in n]
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        print(f"{name:{width}s}  {description(RECIPES / f'{name}.yaml')}")
+    if not names:
+        raise UserError(f"no packaged recipe matches '{args.filter}'")
     return 0
 
 
@@ -53,7 +88,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "methods": cmd_methods, "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "methods": cmd_methods, "recipes": cmd_recipes, "demo": cmd_demo}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,9 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"kdvision {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train what a YAML config describes")
-    t.add_argument("config")
+    t = sub.add_parser("train", help="train what a YAML config (or a packaged recipe, by name) describes")
+    t.add_argument("config", help="a YAML file, or a packaged recipe's name such as digits/kd (kdvision recipes)")
     t.add_argument("--out", required=True, help="run directory (never overwritten; --resume continues it)")
+    t.add_argument("--root", default=None, help="folder that the config's relative paths (data roots, teacher "
+                                                "checkpoints, weights) are relative to (default: the working directory)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.epochs=2")
@@ -78,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
 
     sub.add_parser("methods", help="list methods, models, datasets and tasks, one line each")
+    r = sub.add_parser("recipes", help="list the packaged recipes (names for train and base:), one line each")
+    r.add_argument("filter", nargs="?", default=None, help="only names containing this text, e.g. cifar100/kd")
 
     d = sub.add_parser("demo", help="teacher, student, KD, FitNet, AT on the embedded digits set (~3 min on 2 cores)")
     d.add_argument("--out", default=None, help="folder for the demo's runs and plot (default: runs/demo-<time>)")

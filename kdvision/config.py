@@ -1,15 +1,23 @@
 """YAML -> validated config objects.
 
 A config file is YAML. It may start from presets with ``base: path.yaml`` (or a list of
-paths, relative to the file), which are deep-merged under it. ``KEY=VALUE`` overrides use
-dotted keys (``train.epochs=2``) and YAML values (``train.optimizer.lr=0.1``,
-``train.schedule.milestones=[10,20]``). Every error names the key and the file.
+paths, relative to the file, or names of packaged recipes such as ``digits/kd``; an existing
+file wins), which are deep-merged under it. ``KEY=VALUE`` overrides use dotted keys
+(``train.epochs=2``) and YAML values (``train.optimizer.lr=0.1``,
+``train.schedule.milestones=[10,20]``). A section whose ``name`` changes (under ``base:`` or by
+an override such as ``method.name=fitnet``) is replaced whole. Every error names the key and
+the file.
+
+Paths: ``base:`` and ``teacher.recipe`` are relative to the file that writes them (so packaged
+recipes find each other inside the package); every other relative path (data roots, teacher
+checkpoints, ``pretrained:``) is relative to the working directory (``kdvision train --root``).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import inspect
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -88,8 +96,11 @@ class TeacherConfig:
     """A frozen teacher: a model and where its weights come from.
 
     ``checkpoint`` is a kdvision run directory or checkpoint, a plain state dict or a
-    safetensors file. If it does not exist and ``recipe`` names a config, kdvision first
-    trains that recipe (with ``overrides``) into ``<run>/teachers/<name>`` and uses the result.
+    safetensors file. If it does not exist and ``recipe`` names a config (a file relative to the
+    config that writes it, or a packaged recipe's name), kdvision first trains that recipe into
+    the checkpoint's path (or ``<run>/teachers/<name>``) and uses the result. ``overrides`` are
+    ``KEY=VALUE`` items applied to the recipe; the command line's :data:`TEACHER_SECTIONS`
+    overrides are appended to them (:func:`pass_overrides_to_teachers`).
     """
 
     model: dict
@@ -157,49 +168,115 @@ def load_yaml(path: str | Path) -> dict:
         bases = [bases]
     merged: dict = {}
     for b in bases:
-        merged = deep_merge(merged, load_yaml(path.parent / b))
+        base_file = base_path(path, b)
+        merged = deep_merge(merged, anchor_teacher_recipes(load_yaml(base_file), base_file.parent))
     return deep_merge(merged, data)
 
 
-def deep_merge(base: dict, over: dict) -> dict:
+def base_path(config: Path, base: str) -> Path:
+    """A ``base:`` entry: a file relative to ``config``'s folder, else a packaged recipe's name."""
+    from kdvision.recipe_library import resolve_config
+
+    return resolve_config(str(base), config.parent / str(base), where=f"{config}: base file")
+
+
+def anchor_teacher_recipes(data: dict, folder: Path) -> dict:
+    """Make the relative ``teacher.recipe`` paths of a base file absolute, relative to that file's
+    folder, so that a config inheriting them (from elsewhere) still finds them."""
+    teachers = [data.get("teacher")] + (data.get("teachers") if isinstance(data.get("teachers"), list) else [])
+    for t in teachers:
+        if isinstance(t, dict) and isinstance(t.get("recipe"), str) and not Path(t["recipe"]).is_absolute():
+            t["recipe"] = os.path.abspath(folder / t["recipe"])
+    return data
+
+
+def deep_merge(base: dict, over: dict, _key: str = "") -> dict:
     """Merge ``over`` into ``base``; a section whose ``name`` changes (another method, model or
     data set) is replaced whole, since its options belong to the old name."""
     out = copy.deepcopy(base)
     for k, v in over.items():
+        key = f"{_key}.{k}" if _key else k
         same_kind = not (isinstance(v, dict) and isinstance(out.get(k), dict) and "name" in v
-                         and "name" in out[k] and v["name"] != out[k]["name"])
+                         and "name" in out[k] and v["name"] != out[k]["name"] and names_a_kind(key))
         if isinstance(v, dict) and isinstance(out.get(k), dict) and same_kind:
-            out[k] = deep_merge(out[k], v)
+            out[k] = deep_merge(out[k], v, key)
         else:
             out[k] = copy.deepcopy(v)
     return out
 
 
+def names_a_kind(section: str) -> bool:
+    """Whether a section's ``name`` picks what it builds (method, model, data set, optimizer...);
+    a teacher's ``name`` is only its label."""
+    return section not in ("teacher",)
+
+
 def apply_overrides(data: dict, overrides: list[str], source: str = "command line") -> dict:
+    """Apply ``KEY=VALUE`` overrides. One that changes a section's ``name`` replaces the section
+    (as under ``base:``); those apply first, so ``method.name=fitnet method.weight=100`` works in
+    either order."""
     data = copy.deepcopy(data)
-    for item in overrides:
-        if "=" not in item:
-            raise UserError(f"override '{item}' ({source}) must look like KEY=VALUE, e.g. train.epochs=2")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+    parsed = [_parse_override(item, source) for item in overrides]
+    renames = [len(p) > 1 and p[-1] == "name" and names_a_kind(".".join(p[:-1])) for _, p, _ in parsed]
+    order = [i for i in range(len(parsed)) if renames[i]] + [i for i in range(len(parsed)) if not renames[i]]
+    for i in order:
+        item, parts, value = parsed[i]
         node = data
-        parts = key.split(".")
-        for i, part in enumerate(parts[:-1]):
+        for depth, part in enumerate(parts[:-1]):
             nxt = node.get(part)
             if nxt is None:
                 nxt = node[part] = {}
             if not isinstance(nxt, dict):
-                raise UserError(f"override '{item}': '{'.'.join(parts[:i + 1])}' is not a mapping")
+                raise UserError(f"override '{item}': '{'.'.join(parts[:depth + 1])}' is not a mapping")
             node = nxt
+        if renames[i] and node.get("name", value) != value:
+            node.clear()
         node[parts[-1]] = value
     return data
 
 
+def _parse_override(item: str, source: str) -> tuple[str, list[str], Any]:
+    if "=" not in item:
+        raise UserError(f"override '{item}' ({source}) must look like KEY=VALUE, e.g. train.epochs=2")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return item, key.split("."), value
+
+
+#: the sections whose command-line overrides also reach a teacher trained from its ``recipe``
+#: (``kdvision train`` and ``bench accuracy`` alike); student, method, teacher and seed stay
+#: the student's (a teacher keeps its recipe's seed, so students of every seed share it)
+TEACHER_SECTIONS = ("train", "data")
+
+
+def teacher_overrides(overrides: list[str]) -> list[str]:
+    """The command-line overrides that a teacher trained from its recipe receives."""
+    return [o for o in overrides if o.split("=", 1)[0].split(".")[0] in TEACHER_SECTIONS]
+
+
+def pass_overrides_to_teachers(data: dict, overrides: list[str]) -> dict:
+    """Append :func:`teacher_overrides` to each recipe teacher's own ``overrides`` (they come
+    last, so the command line wins over the recipe's ``teacher.overrides``)."""
+    passed = teacher_overrides(overrides)
+    teachers = [data.get("teacher")] + (data.get("teachers") if isinstance(data.get("teachers"), list) else [])
+    for t in teachers:
+        if passed and isinstance(t, dict) and t.get("recipe"):
+            own = t.get("overrides") or []
+            if isinstance(own, list):  # anything else is reported by validation
+                t["overrides"] = own + passed
+    return data
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    data = apply_overrides(load_yaml(path), overrides or [])
+    """A config file, or a packaged recipe by name (``digits/kd``), with overrides applied; the
+    overrides of :data:`TEACHER_SECTIONS` also go to every teacher trained from a recipe."""
+    from kdvision.recipe_library import resolve_config
+
+    path = resolve_config(path)
+    data = pass_overrides_to_teachers(apply_overrides(load_yaml(path), overrides or []), overrides or [])
     return config_from_dict(data, str(path))
 
 

@@ -1,6 +1,6 @@
 """``kdvision demo``: a teacher and four students on the embedded digits set, in about 3 minutes.
 
-It runs the shipped recipes configs/digits/{teacher,student,kd,fitnet,at}.yaml (scikit-learn's
+It runs the packaged recipes digits/{teacher,student,kd,fitnet,at} (scikit-learn's
 real handwritten digits at 16x16, a reduced training set so that distillation matters), then
 prints test accuracy, parameters and CPU latency per image, and plots the training curves.
 """
@@ -17,8 +17,9 @@ from kdvision.config import load_config
 from kdvision.engine.trainer import Trainer
 from kdvision.errors import UserError
 from kdvision.models import count_parameters
+from kdvision.recipe_library import RECIPES
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "digits"
+CONFIGS = RECIPES / "digits"
 RUNS = [("teacher", "teacher.yaml"), ("student alone", "student.yaml"), ("student+KD", "kd.yaml"),
         ("student+FitNet", "fitnet.yaml"), ("student+AT", "at.yaml")]
 
@@ -66,7 +67,7 @@ def plot_curves(histories: dict[str, list[dict]], path: Path) -> None:
 
 def run_demo(out: str | None = None, epochs_scale: float = 1.0) -> list[dict]:
     if not CONFIGS.is_dir():
-        raise UserError(f"demo recipes not found: {CONFIGS} (run the demo from a kdvision checkout)")
+        raise UserError(f"demo recipes not found: {CONFIGS} (this kdvision was installed without its recipes)")
     root = Path(out or f"runs/demo-{datetime.now():%Y%m%d-%H%M%S}")
     if root.exists() and any(root.iterdir()):
         raise UserError(f"demo folder {root} already exists; choose another --out (nothing was overwritten)")

@@ -21,8 +21,9 @@ every recipe and seed finished in DIR.
 Teachers trained from a recipe (``teacher.recipe``) are trained once per benchmark, into
 ``DIR/runs/teachers/<recipe name>`` (``teacher.checkpoint`` is pointed there, so a benchmark
 never reuses weights from elsewhere), before the runs that need them; they get the command
-line's overrides but not the seed: a teacher keeps its recipe's own seed, so every seed of a
-distillation recipe learns from the same teacher. When the teacher recipe is itself one of the
+line's ``train.*`` and ``data.*`` overrides, as under ``kdvision train``
+(``kdvision.config.teacher_overrides``), but not the seed: a teacher keeps its recipe's own seed,
+so every seed of a distillation recipe learns from the same teacher. When the teacher recipe is itself one of the
 benchmarked recipes and its seed is among the seeds, that run is the teacher (same config, so
 the same weights) and nothing trains twice. ``teacher.checkpoint=PATH`` on the command line
 opts out: that teacher is used (or trained there by the trainer) as the recipe says.
@@ -77,15 +78,14 @@ class SharedTeacher:
 
 def split_arguments(items: list[str], overrides: list[str]) -> tuple[list[Path], list[str]]:
     """CONFIG paths and KEY=VALUE overrides, in any order after ``bench accuracy``."""
+    from kdvision.recipe_library import resolve_config
+
     configs, extra = [], []
     for item in items:
         if "=" in item and not Path(item).is_file():
             extra.append(item)
-        else:
-            configs.append(Path(item))
-    for c in configs:
-        if not c.is_file():
-            raise UserError(f"bench accuracy: config file not found: {c}")
+        else:  # a file, or a packaged recipe by name
+            configs.append(resolve_config(item, where="bench accuracy: config file"))
     if not configs:
         raise UserError("bench accuracy: name at least one CONFIG")
     return configs, extra + list(overrides)
@@ -120,7 +120,7 @@ def _teacher_entries(data: dict, overrides: list[str] = ()) -> list[dict]:
 
 def recipe_data(recipe: Recipe, overrides: list[str], seed: int | None, teacher_dirs: dict[Path, Path]) -> dict:
     """The recipe's config as a mapping: overrides and seed applied, recipe teachers pointed into the bench."""
-    from kdvision.config import apply_overrides, load_yaml
+    from kdvision.config import apply_overrides, load_yaml, pass_overrides_to_teachers
 
     data = apply_overrides(load_yaml(recipe.path), list(overrides) + ([f"seed={seed}"] if seed is not None else []),
                            source=f"bench accuracy ({recipe.path})")
@@ -128,13 +128,13 @@ def recipe_data(recipe: Recipe, overrides: list[str], seed: int | None, teacher_
         if t.get("recipe"):
             target = teacher_dirs[teacher_recipe_path(recipe.path, t["recipe"])]
             t["checkpoint"] = str(target)
-            t["overrides"] = list(t.get("overrides") or []) + list(overrides)
-    return data
+    return pass_overrides_to_teachers(data, overrides)  # the same rule as kdvision train
 
 
 def teacher_recipe_path(config: Path, recipe: str) -> Path:
-    path = Path(recipe)
-    return (path if path.is_absolute() else config.parent / path).resolve()
+    from kdvision.engine import build
+
+    return build.teacher_recipe_path(config, recipe, f"{config}: teacher.recipe").resolve()
 
 
 def shared_teachers(recipes: list[Recipe], overrides: list[str], runs: Path,
@@ -145,16 +145,15 @@ def shared_teachers(recipes: list[Recipe], overrides: list[str], runs: Path,
     is one of ``seeds``, that run has exactly the teacher's config: the teacher is that run
     (``DIR/runs/<recipe>/seed<s>``) instead of a second, identical training.
     """
-    from kdvision.config import apply_overrides, load_yaml
+    from kdvision.config import apply_overrides, load_yaml, teacher_overrides
 
+    passed = teacher_overrides(overrides)
     found: dict[Path, list[str]] = {}
     for r in recipes:
         data = apply_overrides(load_yaml(r.path), overrides, source=f"bench accuracy ({r.path})")
         for t in _teacher_entries(data, overrides):
             if t.get("recipe"):
                 path = teacher_recipe_path(r.path, t["recipe"])
-                if not path.is_file():
-                    raise UserError(f"{r.path}: teacher.recipe not found: {path}")
                 own = list(t.get("overrides") or [])
                 if path in found and found[path] != own:
                     raise UserError(f"{r.path}: teacher recipe {path} is used with different 'overrides' "
@@ -165,9 +164,9 @@ def shared_teachers(recipes: list[Recipe], overrides: list[str], runs: Path,
     benchmarked = {r.path.resolve(): r.name for r in recipes}
     for path, own in found.items():
         name = path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}_{path.stem}"
-        teacher = SharedTeacher(name, path, own + list(overrides))
+        teacher = SharedTeacher(name, path, own + passed)
         dirs[path] = runs / "teachers" / name
-        if path in benchmarked and not own:
+        if path in benchmarked and not own and passed == list(overrides):  # the run's config is the teacher's
             seed = apply_overrides(load_yaml(path), overrides).get("seed", 0)
             if seed in seeds:
                 teacher.same_as = (benchmarked[path], seed)

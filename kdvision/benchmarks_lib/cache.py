@@ -1,7 +1,7 @@
 """``kdvision bench cache``: what the teacher-output cache saves, and what it costs in accuracy.
 
 For each seed it trains, with the real trainer, three runs of one KD recipe (default
-configs/digits/kd.yaml): the student alone, KD with the live teacher (uncached) and KD
+the packaged digits/kd): the student alone, KD with the live teacher (uncached) and KD
 replaying the teacher cache (cached; the cache is built once, before the first cached run,
 and shared by every seed); their test accuracy is compared.
 
@@ -38,7 +38,7 @@ KINDS = ("student", "kd_uncached", "kd_cached")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--config", default="configs/digits/kd.yaml", help="a KD recipe (default configs/digits/kd.yaml)")
+    p.add_argument("--config", default="digits/kd", help="a KD recipe: a file or a packaged name (default digits/kd)")
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the recipe's)")
     p.add_argument("--views", type=int, default=8, help="recorded views per sample (default 8)")

@@ -58,15 +58,19 @@ def teacher_weights(t: TeacherConfig, index: int, cfg: Config, run_root: Path | 
     else:
         raise UserError(f"{cfg.source}: {key} needs 'checkpoint' (a weights file or run), 'recipe' (a config) "
                         f"or 'model.pretrained' (a weights file for its classes)")
-    recipe = Path(t.recipe)
-    if not recipe.is_absolute():
-        recipe = Path(cfg.source).parent / recipe
-    if not recipe.is_file():
-        raise UserError(f"{cfg.source}: {key}.recipe not found: {recipe}")
+    recipe = teacher_recipe_path(cfg.source, t.recipe, f"{cfg.source}: {key}.recipe")
     if (target / STUDENT_FILE).is_file():
         return target
     train_recipe(recipe, t.overrides, target)
     return target
+
+
+def teacher_recipe_path(config: str | Path, recipe: str, where: str) -> Path:
+    """A teacher's ``recipe``: a file relative to the config's folder, else a packaged recipe's name."""
+    from kdvision.recipe_library import resolve_config
+
+    path = Path(recipe)
+    return resolve_config(recipe, path if path.is_absolute() else Path(config).parent / path, where=where)
 
 
 def build_teachers(cfg: Config, task: Task, run_root: Path | None, train_recipe) -> list[nn.Module]:

@@ -9,9 +9,10 @@ student, and distils through it:
    conv1x1 -> ReLU -> conv1x1 (512 -> 512 -> 512 at full width).
 2. Prototypes p_k = normalise(mean of the features of the pixels labelled k) for every class k
    present (labels downsampled by nearest neighbour, 255 ignored), with the same masks for
-   student and teacher (``kdvision.losses.class_prototypes``), pooled per image (the paper;
-   ``pooling: image``) or over the mini-batch (the official code; ``pooling: batch``, where
-   ``pool_images: 2`` pools pairs of images as the code's per-GPU batches of 2 did).
+   student and teacher (``kdvision.losses.class_prototypes``), pooled over the mini-batch (the
+   official code, the default; ``pooling: batch``, where ``pool_images: 2`` pools pairs of
+   images as the code's per-GPU batches of 2 did, and 0 the whole batch of this process) or per
+   image (the paper's per-image perspective; ``pooling: image``).
 3. Perspective logits l_k(x) = 10 cos(feature(x), p_k) (``perspective_logits``).
 4. Teacher regulariser: CE of the teacher's perspective logits, scattered into the class
    channels (absent classes 0) and upsampled to the labels, ignore 255. It trains only the
@@ -20,9 +21,17 @@ student, and distils through it:
    resolution, over the present prototypes) + 10 * 0.5 mean_k (1 - cos(p_k^S, p_k^T)); every
    teacher-side quantity is detached.
 
-KL reductions: ``kl_reduction: pixel`` (default) averages the per-pixel KL over pixels;
-``element`` divides it by the number of channels, as ``nn.KLDivLoss(reduction="mean")`` in the
-official code does (use it, with ``pooling: batch``, to reproduce the published recipe).
+KL reductions (pixel KD and perspective KL): ``kl_reduction: element`` (default) divides the
+per-pixel KL by the number of channels (classes, or present prototypes), as
+``nn.KLDivLoss(reduction="mean")`` in the official code does; ``pixel`` averages the per-pixel
+KL over pixels (the paper's formula; with C = 19 classes the pixel KD is 19x larger).
+
+Upsampling (``align_corners``): logits and the teacher regulariser's perspective logits are
+upsampled to the labels bilinearly with the student network's convention (True for pspnet_*,
+as the official code, which trains on 8k+1 crops); ``align_corners`` overrides it.
+
+Defaults are the official code's (dvlab-research/APD tool/train.py, checked against it in
+tests/test_official_apd.py).
 """
 from __future__ import annotations
 
@@ -36,7 +45,7 @@ from kdvision.losses.pixel_kd import REDUCTIONS, pixel_kd_loss
 from kdvision.losses.prototypes import grouped_class_prototypes, perspective_logits
 from kdvision.methods.base import Method
 from kdvision.methods.feature_pairs import feature_tap
-from kdvision.methods.pixel_kd import check_choice, to_label_size
+from kdvision.methods.pixel_kd import check_choice, student_align_corners, to_label_size
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
 from kdvision.tasks.base import main_output
@@ -50,9 +59,10 @@ class APDParams:
     align_weight: float = 10.0
     temperature: float = 1.0  # pixel KD temperature
     scale: float = 10.0  # perspective logits: 1 / temperature 0.1
-    kl_reduction: str = "pixel"  # "element": the official KLDivLoss mean (per-pixel KL / channels)
-    pooling: str = "image"  # "image": per-image perspective (paper); "batch": per mini-batch (code)
+    kl_reduction: str = "element"  # official KLDivLoss mean (per-pixel KL / channels); "pixel": the paper's
+    pooling: str = "batch"  # "batch": per mini-batch (official code); "image": per-image perspective (paper)
     pool_images: int = 0  # with pooling "batch": images per pool (0 = the whole batch; 2 = the code's per-GPU batch)
+    align_corners: bool | None = None  # None: the student network's upsampling (pspnet: True, as the code)
     proj_dim: int = 0  # projector width; 0 = the teacher feature's channels (512 at full width)
     teacher_lr: float = 1e-5
     teacher_betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
@@ -110,6 +120,11 @@ class APD(Method):
         self._teacher_optimizer = torch.optim.Adam(self.teacher_proj.parameters(), lr=self.params.teacher_lr,
                                                    betas=tuple(self.params.teacher_betas))
 
+    @property
+    def align_corners(self) -> bool:
+        """How logits reach the label size: ``method.align_corners``, else the student's convention."""
+        return student_align_corners(self.params.align_corners, self.student)
+
     def extra_optimizers(self):
         return [] if self._teacher_optimizer is None else [self._teacher_optimizer]
 
@@ -124,8 +139,10 @@ class APD(Method):
         (fs,), (ft,) = self.student_taps.take(), self.teacher_taps.take()
         losses = dict(self.task.loss(out, batch))
         size = y.shape[-2:]
-        losses["kd"] = p.kd_weight * pixel_kd_loss(to_label_size(main_output(out), size),
-                                                   to_label_size(teacher_logits, size), p.temperature, p.kl_reduction)
+        align = self.align_corners
+        losses["kd"] = p.kd_weight * pixel_kd_loss(to_label_size(main_output(out), size, align),
+                                                   to_label_size(teacher_logits, size, align), p.temperature,
+                                                   p.kl_reduction)
         s = self.student_proj(fs)
         t = self.teacher_proj(ft.detach())
         pkl, align, reg = self.perspective_losses(s, t, y, teacher_logits.shape[1])
@@ -163,6 +180,6 @@ class APD(Method):
         pkl = kl[has_any].mean()
         align = (0.5 * (1 - (ps * pt.detach()).sum(-1)))[present].mean()
         # teacher regulariser: perspective logits scattered into the classes (absent ones 0), CE
-        reg_logits = to_label_size(lt.masked_fill(~mask, 0.0), labels.shape[-2:])
+        reg_logits = to_label_size(lt.masked_fill(~mask, 0.0), labels.shape[-2:], self.align_corners)
         reg = per_pixel_ce(reg_logits, labels, p.ignore_index)
         return pkl, align, reg

@@ -15,6 +15,7 @@ class ATParams:
     layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: all stages
     weight: float = 1000.0  # CIFAR default: CE + 1000 * sum L_AT (beta = 1e3 in the paper's code)
     p: int = 2
+    absolute: bool = False  # false: F^p (official code); true: |F|^p (the paper's eq. 2); same for even p
     ce_weight: float = 1.0
 
 
@@ -23,7 +24,9 @@ class AttentionTransfer(Method):
     """total = ce_weight * CE + weight * sum_stages mean_{b,hw} (phi(F_s) - phi(F_t))^2.
 
     phi is the L2-normalised spatial attention map mean_c(F^p) (eq. 2 of the paper, p = 2),
-    taken on the post-ReLU outputs of every stage (the models' ``stages``) by default.
+    taken on the post-ReLU outputs of every stage (the models' ``stages``) by default. For odd
+    p on signed (pre-activation) maps the official code's F^p is the default; the paper's
+    |F|^p is ``absolute: true``.
     """
 
     Params = ATParams
@@ -39,7 +42,7 @@ class AttentionTransfer(Method):
         p = self.params
         out = self.student(batch["input"])
         self.run_teacher(batch["input"])
-        at = sum(at_loss(fs, ft, p.p) for fs, ft in zip(self.student_taps.take(), self.teacher_taps.take()))
+        at = sum(at_loss(fs, ft, p.p, p.absolute) for fs, ft in zip(self.student_taps.take(), self.teacher_taps.take()))
         losses = {k: p.ce_weight * v for k, v in self.task.loss(out, batch).items()}
         losses["at"] = p.weight * at
         return out, losses

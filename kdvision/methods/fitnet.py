@@ -19,15 +19,40 @@ class FitNetParams:
     layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: middle stage
     weight: float = 100.0  # community default (RepDistiller: beta = 100)
     ce_weight: float = 1.0
-    kernel_size: int = 1  # 1x1 or 3x3 regressor
+    relu: bool = True  # official ConvReg(use_relu=True); false: conv + BN only
 
 
-def regressor(in_channels: int, out_channels: int, stride: int, kernel_size: int) -> nn.Module:
-    """The FitNet regressor: conv (1x1 or 3x3) + BN mapping student channels to the teacher's."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
-        nn.BatchNorm2d(out_channels),
-    )
+class ConvRegressor(nn.Module):
+    """The FitNet regressor of the official code (RepDistiller models/util.py ConvReg, the same
+    in mdistiller distillers/_common.py): conv (with bias) -> BN -> ReLU, the conv chosen from
+    the student/teacher map heights s, t:
+
+    * s = 2t: 3x3 conv, stride 2, padding 1;
+    * 2s = t: 4x4 transposed conv, stride 2, padding 1;
+    * s >= t otherwise (1x1 when equal): a "valid" conv of kernel (1 + s_h - t_h, 1 + s_w - t_w),
+      the paper's convolutional regressor (Romero et al. 2015, Sec. 2.2);
+    * smaller in any other ratio: an error.
+
+    Sub-module names (conv, bn) are the official ones, so its state dicts load.
+    """
+
+    def __init__(self, student_shape, teacher_shape, relu: bool = True):
+        super().__init__()
+        (cs, hs, ws), (ct, ht, wt) = tuple(student_shape)[-3:], tuple(teacher_shape)[-3:]
+        if hs == 2 * ht:
+            self.conv = nn.Conv2d(cs, ct, 3, stride=2, padding=1)
+        elif 2 * hs == ht:
+            self.conv = nn.ConvTranspose2d(cs, ct, 4, stride=2, padding=1)
+        elif hs >= ht and ws >= wt:
+            self.conv = nn.Conv2d(cs, ct, (1 + hs - ht, 1 + ws - wt))
+        else:
+            raise ValueError(f"the student map ({hs}x{ws}) is smaller than the teacher's ({ht}x{wt}) "
+                             f"and not half its size")
+        self.bn = nn.BatchNorm2d(ct)
+        self.relu = nn.ReLU() if relu else nn.Identity()
+
+    def forward(self, x):
+        return self.relu(self.bn(self.conv(x)))
 
 
 @METHODS.register("fitnet")
@@ -35,8 +60,8 @@ class FitNet(Method):
     """total = ce_weight * CE + weight * MSE(regressor(F_s^hint), F_t^guided).
 
     The hint/guided layers default to the middle stage of both networks (RepDistiller's
-    hint_layer 2). The regressor is built from the shapes seen on the first batch; a student
-    map larger than the teacher's by an integer factor is bridged with a strided conv.
+    hint_layer 2). The regressor (``ConvRegressor``, the official ConvReg) is built from the
+    shapes seen on the first batch.
     """
 
     Params = FitNetParams
@@ -64,13 +89,12 @@ class FitNet(Method):
         self.run_teacher(batch["input"])
         self.student.train(was_training)
         for (s_path, t_path), fs, ft in zip(self.pairs, self.student_taps.take(), self.teacher_taps.take()):
-            (hs, ws), (ht, wt) = fs.shape[-2:], ft.shape[-2:]
-            if hs % ht or ws % wt or hs // ht != ws // wt:
-                raise UserError(f"fitnet: cannot bridge student layer '{s_path}' ({hs}x{ws}) to teacher layer "
-                                f"'{t_path}' ({ht}x{wt}): the student map must be the same size or an integer "
-                                f"multiple")
-            self.regressors.append(regressor(fs.shape[1], ft.shape[1], hs // ht, self.params.kernel_size)
-                                   .to(fs.device))
+            try:
+                reg = ConvRegressor(fs.shape[1:], ft.shape[1:], self.params.relu)
+            except ValueError as e:
+                raise UserError(f"fitnet: cannot bridge student layer '{s_path}' {tuple(fs.shape[1:])} to teacher "
+                                f"layer '{t_path}' {tuple(ft.shape[1:])}: {e}") from None
+            self.regressors.append(reg.to(fs.device))
 
     def forward(self, batch):
         p = self.params

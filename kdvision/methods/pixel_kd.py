@@ -14,11 +14,19 @@ from kdvision.registry import METHODS
 from kdvision.tasks.base import main_output
 
 
-def to_label_size(logits: torch.Tensor, size) -> torch.Tensor:
-    """Bilinear upsampling of logits to the label size (no-op when they already match)."""
+def to_label_size(logits: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
+    """Bilinear upsampling of logits to the label size (no-op when they already match).
+
+    ``align_corners`` True is the official PSPNet/APD code's upsampling (exact on 8k+1 crops)."""
     if tuple(logits.shape[-2:]) == tuple(size):
         return logits
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=align_corners)
+
+
+def student_align_corners(given: bool | None, student) -> bool:
+    """``method.align_corners`` when set, else the student network's own upsampling convention
+    (``model.align_corners``: True for the pspnet_* models, False for deeplabv3_*; False if absent)."""
+    return bool(getattr(student, "align_corners", False)) if given is None else bool(given)
 
 
 def check_choice(key: str, value: str, choices) -> None:
@@ -31,6 +39,7 @@ class PixelKDParams:
     weight: float = 1.0
     temperature: float = 1.0
     reduction: str = "pixel"  # "pixel": KL per pixel averaged over pixels; "element": / C (APD code)
+    align_corners: bool | None = None  # upsampling of logits to the labels; None: the student's (pspnet: True)
 
     def __post_init__(self):
         check_choice("reduction", self.reduction, REDUCTIONS)
@@ -40,8 +49,9 @@ class PixelKDParams:
 class PixelKD(Method):
     """total = CE + 0.4 CE_aux (the task's terms) + weight * T^2 * mean_pixels KL(p_t || p_s).
 
-    Both logit maps are upsampled bilinearly to the label size before the KL; the teacher is
-    frozen. The teacher's logits may come from the teacher-output cache
+    Both logit maps are upsampled bilinearly to the label size before the KL (``align_corners``
+    as the student network upsamples: True for pspnet_*, as the official PSPNet/APD code); the
+    teacher is frozen. The teacher's logits may come from the teacher-output cache
     (``batch["teacher_logits"]``).
     """
 
@@ -54,8 +64,10 @@ class PixelKD(Method):
         out = self.student(batch["input"])
         teacher_logits = self.teacher_logits(batch)
         size = batch["target"].shape[-2:]
+        align = student_align_corners(p.align_corners, self.student)
         losses = dict(self.task.loss(out, batch))
-        losses["pixel_kd"] = p.weight * pixel_kd_loss(to_label_size(main_output(out), size),
-                                                      to_label_size(teacher_logits, size), p.temperature, p.reduction)
+        losses["pixel_kd"] = p.weight * pixel_kd_loss(to_label_size(main_output(out), size, align),
+                                                      to_label_size(teacher_logits, size, align), p.temperature,
+                                                      p.reduction)
         return out, losses
 

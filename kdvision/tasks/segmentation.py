@@ -1,8 +1,11 @@
 """Semantic segmentation: per-pixel cross-entropy (ignore 255) with PSPNet's auxiliary loss,
 mIoU / pixel accuracy over the whole evaluation set, colourised prediction pictures.
 
-``eval:`` options read here: ``aux_weight`` (default 0.4, PSPNet/APD) and ``ignore_index``
-(default 255).
+``eval:`` options read here: ``aux_weight`` (default 0.4, PSPNet/APD), ``ignore_index``
+(default 255) and ``align_corners`` (default false): how logits smaller than the labels are
+upsampled for the CE and for evaluation. The registered networks return logits at the input
+size already (pspnet_* upsample with align_corners True as the official PSPNet/APD code,
+deeplabv3_* with False), so this only concerns models that do not.
 """
 from __future__ import annotations
 
@@ -34,10 +37,12 @@ def palette() -> np.ndarray:
     return colours
 
 
-def per_pixel_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int) -> torch.Tensor:
-    """CE averaged over non-ignored pixels; 0 (with a graph) when every pixel is ignored."""
+def per_pixel_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
+                 align_corners: bool = False) -> torch.Tensor:
+    """CE averaged over non-ignored pixels; 0 (with a graph) when every pixel is ignored.
+    Logits smaller than the labels are upsampled bilinearly first (``align_corners``)."""
     if logits.shape[-2:] != target.shape[-2:]:
-        logits = F.interpolate(logits, target.shape[-2:], mode="bilinear", align_corners=False)
+        logits = F.interpolate(logits, target.shape[-2:], mode="bilinear", align_corners=align_corners)
     if not bool((target != ignore_index).any()):
         return logits.sum() * 0.0
     return F.cross_entropy(logits.float(), target, ignore_index=ignore_index)
@@ -54,6 +59,7 @@ class SegmentationTask(Task):
         options = dict(cfg.eval or {})
         self.aux_weight = float(options.get("aux_weight", 0.4))
         self.ignore_index = int(options.get("ignore_index", 255))
+        self.align_corners = bool(options.get("align_corners", False))
 
     # -- models --------------------------------------------------------------------
     def create_model(self, spec: dict, where: str, load_pretrained: bool = False, new_head: bool = True) -> nn.Module:
@@ -70,16 +76,17 @@ class SegmentationTask(Task):
         """{"ce": CE(main), "ce_aux": aux_weight * CE(aux)} (the aux term only when the model
         returns one), both ignoring ``ignore_index`` pixels."""
         target = batch["target"]
-        losses = {"ce": per_pixel_ce(main_output(output), target, self.ignore_index)}
+        losses = {"ce": per_pixel_ce(main_output(output), target, self.ignore_index, self.align_corners)}
         if isinstance(output, dict) and output.get("aux") is not None and self.aux_weight > 0:
-            losses["ce_aux"] = self.aux_weight * per_pixel_ce(output["aux"], target, self.ignore_index)
+            losses["ce_aux"] = self.aux_weight * per_pixel_ce(output["aux"], target, self.ignore_index,
+                                                              self.align_corners)
         return losses
 
     # -- evaluation ----------------------------------------------------------------
     def predict(self, model: nn.Module, x: torch.Tensor, size) -> torch.Tensor:
         logits = main_output(model(x)).float()
         if logits.shape[-2:] != tuple(size):
-            logits = F.interpolate(logits, size, mode="bilinear", align_corners=False)
+            logits = F.interpolate(logits, size, mode="bilinear", align_corners=self.align_corners)
         return logits
 
     @torch.no_grad()

@@ -4,6 +4,11 @@ Layouts read as they lie on disk after extracting the official archives:
   cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}
   cifar-100-python/{train, test, meta}
 ``root`` may be that folder or its parent. Nothing is downloaded.
+
+``normalize`` (both builders): "dataset" (default) standardises with the data set's own
+channel mean/std (RepDistiller's); "cifar10_frskd" with the CIFAR-10 mean (0.4914, 0.4822,
+0.4465) and std (0.2023, 0.1994, 0.2010) that FRSKD's official loader (MingiJi/FRSKD
+classification/dataset.py) applies to CIFAR-100 as well.
 """
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ from kdvision.registry import DATASETS
 
 CIFAR_MEAN = {10: (0.4914, 0.4822, 0.4465), 100: (0.5071, 0.4867, 0.4408)}
 CIFAR_STD = {10: (0.2470, 0.2435, 0.2616), 100: (0.2675, 0.2565, 0.2761)}
+#: the statistics FRSKD's official code normalises CIFAR-100 with (its CIFAR-10 numbers)
+FRSKD_CIFAR10_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+NORMALIZE = ("dataset", "cifar10_frskd")
 LAYOUT = {
     10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta",
          b"labels", b"label_names"),
@@ -76,9 +84,11 @@ def _class_names(folder: Path, num_classes: int) -> list[str] | None:
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names] if names else None
 
 
-def build_cifar(num_classes: int, root: str, augment: bool = True) -> dict:
+def build_cifar(num_classes: int, root: str, augment: bool = True, normalize: str = "dataset") -> dict:
+    if normalize not in NORMALIZE:
+        raise UserError(f"data.normalize must be one of {', '.join(NORMALIZE)}, got '{normalize}'")
     folder = _find_folder(Path(root).expanduser(), num_classes)
-    mean, std = CIFAR_MEAN[num_classes], CIFAR_STD[num_classes]
+    mean, std = (CIFAR_MEAN[num_classes], CIFAR_STD[num_classes]) if normalize == "dataset" else FRSKD_CIFAR10_MEAN_STD
     names = _class_names(folder, num_classes)
     x_train, y_train = load_cifar_split(folder, num_classes, train=True)
     x_test, y_test = load_cifar_split(folder, num_classes, train=False)
@@ -90,12 +100,12 @@ def build_cifar(num_classes: int, root: str, augment: bool = True) -> dict:
 
 
 @DATASETS.register("cifar10")
-def build_cifar10(root: str, seed: int = 0, augment: bool = True) -> dict:
+def build_cifar10(root: str, seed: int = 0, augment: bool = True, normalize: str = "dataset") -> dict:
     """CIFAR-10 from cifar-10-batches-py/ (val = test, as in the community tables)."""
-    return build_cifar(10, root, augment)
+    return build_cifar(10, root, augment, normalize)
 
 
 @DATASETS.register("cifar100")
-def build_cifar100(root: str, seed: int = 0, augment: bool = True) -> dict:
+def build_cifar100(root: str, seed: int = 0, augment: bool = True, normalize: str = "dataset") -> dict:
     """CIFAR-100 from cifar-100-python/ (val = test, as in the community tables)."""
-    return build_cifar(100, root, augment)
+    return build_cifar(100, root, augment, normalize)

@@ -6,7 +6,7 @@ Every item is ``{"input", "target": CHW float in [0, 1], "domain": LongTensor in
 dataset.domains, "name": str}``. Importing this package registers the data sets
 "weather_mix", "allweather" and "embedded_weather".
 """
-from kdvision.data.weather.mixed import DomainBalancedBatchSampler, WeatherPairDataset
+from kdvision.data.weather.mixed import DomainBalancedBatchSampler, UniformDomainBatchSampler, WeatherPairDataset
 from kdvision.data.weather.synthesis import add_rain, add_snow
 
-__all__ = ["DomainBalancedBatchSampler", "WeatherPairDataset", "add_rain", "add_snow"]
+__all__ = ["DomainBalancedBatchSampler", "UniformDomainBatchSampler", "WeatherPairDataset", "add_rain", "add_snow"]

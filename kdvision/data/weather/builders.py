@@ -26,7 +26,7 @@ from typing import Optional
 from kdvision.data.restoration.paired_dataset import check_pairs, split_pairs
 from kdvision.data.restoration.paired_transforms import PairedTransform
 from kdvision.data.weather.layouts import LAYOUTS, allweather_pairs
-from kdvision.data.weather.mixed import WeatherPairDataset
+from kdvision.data.weather.mixed import WeatherPairDataset, check_sampling
 from kdvision.errors import UserError
 from kdvision.registry import DATASETS
 
@@ -48,7 +48,8 @@ def _domain_order(found: list[str], domains: Optional[list], where: str) -> list
     return order
 
 
-def _finish(train, test, domains_opt, crop, repeat, flips, transposes, cache, where) -> dict:
+def _finish(train, test, domains_opt, crop, repeat, flips, transposes, cache, where,
+            sampling: str = "official_uniform") -> dict:
     """train/test: lists of (Pair, weather name) -> the datasets."""
     if crop < 0 or repeat < 1:
         raise UserError(f"data.crop must be >= 0 and data.repeat >= 1 (got {crop}, {repeat})")
@@ -62,14 +63,17 @@ def _finish(train, test, domains_opt, crop, repeat, flips, transposes, cache, wh
     transform = PairedTransform(crop, flips, transposes)
     train_set = WeatherPairDataset([p for p, _ in train], [index[d] for _, d in train], domains, transform,
                                    repeat, cache)
+    train_set.sampling = check_sampling(sampling)
     test_set = WeatherPairDataset([p for p, _ in test], [index[d] for _, d in test], domains, None, 1, cache)
     return {"train": train_set, "val": test_set, "test": test_set}
 
 
 @DATASETS.register("weather_mix")
 def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: int = 224, repeat: int = 1,
-                flips: bool = True, transposes: bool = False, cache: bool = False) -> dict:
-    """Several weather folders, each {layout, root, domain, test_root | test_count}, mixed."""
+                flips: bool = True, transposes: bool = False, cache: bool = False,
+                sampling: str = "official_uniform") -> dict:
+    """Several weather folders, each {layout, root, domain, test_root | test_count}, mixed.
+    ``sampling``: the training epoch, "official_uniform" or "all" (``kdvision.data.weather.mixed``)."""
     if not sources:
         raise UserError("data.sources is empty: list the weather folders to mix")
     train, test = [], []
@@ -96,7 +100,7 @@ def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: 
             pairs, held = split_pairs(pairs, None, int(src.get("test_count", 0)), str(src["root"]))
         train += [(p, str(domain)) for p in pairs]
         test += [(p, str(domain)) for p in held]
-    return _finish(train, test, domains, crop, repeat, flips, transposes, cache, "data.sources")
+    return _finish(train, test, domains, crop, repeat, flips, transposes, cache, "data.sources", sampling)
 
 
 def _labelled(root: str, lists: dict | None, combined: str, patterns: dict | None, key: str) -> list:
@@ -130,8 +134,9 @@ def _labelled(root: str, lists: dict | None, combined: str, patterns: dict | Non
 def allweather(seed: int, root: str, train_list: str = "", train_lists: Optional[dict] = None,
                domain_patterns: Optional[dict] = None, test_root: str = "", test_lists: Optional[dict] = None,
                domains: Optional[list] = None, crop: int = 224, repeat: int = 1, flips: bool = True,
-               transposes: bool = False, cache: bool = False) -> dict:
-    """Allweather (TransWeather): list files of input paths; ground truth = "input" -> "gt"."""
+               transposes: bool = False, cache: bool = False, sampling: str = "official_uniform") -> dict:
+    """Allweather (TransWeather): list files of input paths; ground truth = "input" -> "gt".
+    ``sampling``: the training epoch, "official_uniform" or "all" (``kdvision.data.weather.mixed``)."""
     if not train_list and not train_lists:
         raise UserError("data.train_list (with data.domain_patterns) or data.train_lists is required")
     train = _labelled(root, train_lists, train_list, domain_patterns, "train_list")
@@ -139,4 +144,5 @@ def allweather(seed: int, root: str, train_list: str = "", train_lists: Optional
     if not test:
         raise UserError("data.test_lists is required: {weather: list file} of the test sets, relative to "
                         "data.test_root (e.g. {snow: snowtest100k_L.txt})")
-    return _finish(train, test, domains, crop, repeat, flips, transposes, cache, f"allweather {Path(root)}")
+    return _finish(train, test, domains, crop, repeat, flips, transposes, cache, f"allweather {Path(root)}",
+                   sampling)

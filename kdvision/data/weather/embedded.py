@@ -20,7 +20,7 @@ import torch
 from kdvision.data.restoration import photos
 from kdvision.data.restoration.degradations import DEGRADATIONS
 from kdvision.data.restoration.paired_transforms import PairedTransform
-from kdvision.data.weather.mixed import DomainDataset
+from kdvision.data.weather.mixed import DomainDataset, check_sampling
 from kdvision.data.weather.synthesis import add_rain, add_snow
 from kdvision.errors import UserError
 from kdvision.registry import DATASETS
@@ -88,11 +88,13 @@ class EmbeddedWeatherDataset(DomainDataset):
 @DATASETS.register("embedded_weather")
 def embedded_weather(seed: int, domains: list[str] = ["haze", "rain", "snow"], size: int = 64,  # noqa: B006
                      train_per_domain: int = 256, val_per_domain: int = 32, test_per_domain: int = 64,
-                     data_seed: int = -1) -> dict:
+                     data_seed: int = -1, sampling: str = "official_uniform") -> dict:
     """Haze/rain/snow on real photo crops (different photos per split), deterministic from a seed.
 
     ``data_seed`` (default: the run's seed) fixes the samples independently of the training seed.
+    ``sampling``: the training epoch, "official_uniform" or "all" (``kdvision.data.weather.mixed``).
     """
+    check_sampling(sampling)
     if size < 16 or min(train_per_domain, val_per_domain, test_per_domain) < 1:
         raise UserError("data.size must be >= 16 and every per-domain count >= 1")
     smallest = photos.smallest_side(sum(photos.DEFAULT_SPLITS.values(), []))
@@ -100,6 +102,8 @@ def embedded_weather(seed: int, domains: list[str] = ["haze", "rain", "snow"], s
         raise UserError(f"data.size {size} is larger than the smallest photograph ({smallest} px)")
     s = seed if data_seed < 0 else data_seed
     counts = {"train": train_per_domain, "val": val_per_domain, "test": test_per_domain}
-    return {split: EmbeddedWeatherDataset(s, split, list(domains), counts[split], size,
+    sets = {split: EmbeddedWeatherDataset(s, split, list(domains), counts[split], size,
                                           photos.DEFAULT_SPLITS[split], augment=split == "train")
             for split in ("train", "val", "test")}
+    sets["train"].sampling = sampling
+    return sets

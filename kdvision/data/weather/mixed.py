@@ -6,10 +6,19 @@ Items are ``{"input", "target": CHW float in [0, 1], "domain": LongTensor scalar
 "snow"]) and ``dataset.sample_domains[i]`` is item i's index, which the sampler reads without
 loading images. ``dataset.train_batch_sampler(batch_size, generator)`` returns the sampler.
 
-The two-stage method (Chen et al., CVPR 2022) needs every weather type in each batch: the
-official code draws each sample's source at random and drops batches that miss one; the
-sampler here instead fills each batch with an equal share of every type (the remainder going
-to types drawn at random), cycling through each type's shuffled samples.
+The two-stage method (Chen et al., CVPR 2022) needs every weather type in each batch. Two
+epoch samplings (``data.sampling``):
+
+* ``official_uniform`` (default): the official code's (fingerk28/Two-stage-Knowledge-...
+  utils/dataset.py DatasetForTrain with drop_last): an epoch holds min(items per weather)
+  samples, i.e. min // batch_size steps; each sample's weather is drawn uniformly, then an
+  item of that weather uniformly (with replacement). The official loader skips a batch that
+  misses a weather type (a step lost); here it is redrawn (rare: 3 * (2/3)^32 ~ 1e-5 at batch
+  32 with three types). With a single weather type the epoch is the plain shuffled one.
+* ``all``: every item once per epoch (len // batch_size steps), each batch an equal share of
+  every type (the remainder going to types drawn at random), cycling through each type's
+  shuffled items (``DomainBalancedBatchSampler``). On setting 1's lists this epoch is about 44x
+  longer than the official one, so epoch counts mean different schedules.
 """
 from __future__ import annotations
 
@@ -70,13 +79,58 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
             yield [batch[i] for i in order]
 
 
+class UniformDomainBatchSampler(Sampler[list[int]]):
+    """The official two-stage epoch: min(items per domain) // batch_size batches; each index
+    drawn by picking a domain uniformly, then one of its items uniformly (with replacement).
+    A batch missing a domain is redrawn. Deterministic for a given ``generator``."""
+
+    def __init__(self, sample_domains: Sequence[int], batch_size: int, generator: torch.Generator | None = None):
+        groups: dict[int, list[int]] = {}
+        for i, d in enumerate(sample_domains):
+            groups.setdefault(int(d), []).append(i)
+        self.groups = [torch.tensor(groups[d]) for d in sorted(groups)]
+        if not self.groups:
+            raise UserError("the multi-weather data set is empty")
+        if batch_size < len(self.groups):
+            raise UserError(f"data.batch_size {batch_size} is smaller than the number of weather types "
+                            f"({len(self.groups)}): each batch must hold every type")
+        self.batch_size = batch_size
+        self.generator = generator
+        self.num_batches = max(1, min(len(g) for g in self.groups) // batch_size)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        g, k = self.generator, len(self.groups)
+        for _ in range(self.num_batches):
+            while True:
+                domains = torch.randint(k, (self.batch_size,), generator=g)
+                if len(torch.unique(domains)) == k:
+                    break
+            yield [int(self.groups[d][torch.randint(len(self.groups[d]), (1,), generator=g)])
+                   for d in domains.tolist()]
+
+
+SAMPLINGS = ("official_uniform", "all")
+
+
+def check_sampling(sampling: str) -> str:
+    if sampling not in SAMPLINGS:
+        raise UserError(f"data.sampling must be one of {', '.join(SAMPLINGS)}, got '{sampling}'")
+    return sampling
+
+
 class DomainDataset(Dataset):
-    """Mixin: ``domains``, ``sample_domains`` and the balanced batch sampler."""
+    """Mixin: ``domains``, ``sample_domains``, ``sampling`` and the epoch's batch sampler."""
 
     domains: list[str]
     sample_domains: list[int]
+    sampling: str = "official_uniform"
 
-    def train_batch_sampler(self, batch_size: int, generator: torch.Generator | None = None) -> DomainBalancedBatchSampler:
+    def train_batch_sampler(self, batch_size: int, generator: torch.Generator | None = None) -> Sampler[list[int]]:
+        if self.sampling == "official_uniform" and len(set(self.sample_domains)) > 1:
+            return UniformDomainBatchSampler(self.sample_domains, batch_size, generator)
         return DomainBalancedBatchSampler(self.sample_domains, batch_size, generator)
 
     def domain_counts(self) -> dict[str, int]:

@@ -11,11 +11,17 @@ gives the same stage features after ReLU.
 Taps (``model.stages``): "layer1".."layer4", the post-ReLU stage outputs (32, 16, 8, 4 pixels
 at a 32x32 input; RepDistiller's f1..f4, FRSKD's four features). ``feature_tap`` = "layer4".
 The stem output is "relu". No in-place operations.
+
+Initialisation (``init``): "kaiming_fan_out" (default; RepDistiller's: convs Kaiming-normal
+fan-out, BN 1/0, the linear layer PyTorch's default) or "pytorch" (every layer keeps PyTorch's
+default init, as FRSKD's official CIFAR ResNet-18, which sets none; with the same seed the
+weights equal the official model's, its "downsample"/"fc" being our "shortcut"/"linear").
 """
 from __future__ import annotations
 
 from torch import Tensor, nn
 
+from kdvision.errors import UserError
 from kdvision.registry import MODELS
 
 
@@ -39,9 +45,14 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
+INITS = ("kaiming_fan_out", "pytorch")
+
+
 class CifarResNet18(nn.Module):
-    def __init__(self, num_classes: int = 100, blocks: tuple[int, ...] = (2, 2, 2, 2)):
+    def __init__(self, num_classes: int = 100, blocks: tuple[int, ...] = (2, 2, 2, 2), init: str = "kaiming_fan_out"):
         super().__init__()
+        if init not in INITS:
+            raise UserError(f"resnet18_cifar: init must be one of {', '.join(INITS)}, got '{init}'")
         self.conv1 = nn.Conv2d(3, 64, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU()
@@ -58,6 +69,10 @@ class CifarResNet18(nn.Module):
         self.stages = ["layer1", "layer2", "layer3", "layer4"]
         self.stage_channels = list(widths)
         self.feature_tap = "layer4"
+        if init == "kaiming_fan_out":
+            self._init_kaiming_fan_out()
+
+    def _init_kaiming_fan_out(self) -> None:
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -72,6 +87,8 @@ class CifarResNet18(nn.Module):
 
 
 @MODELS.register("resnet18_cifar")
-def resnet18_cifar(num_classes: int = 100) -> nn.Module:
-    """ResNet-18 with a 3x3 stem and no max-pool, for 32x32 inputs (RepDistiller ResNet18); stages layer1..4."""
-    return CifarResNet18(num_classes)
+def resnet18_cifar(num_classes: int = 100, init: str = "kaiming_fan_out") -> nn.Module:
+    """ResNet-18 with a 3x3 stem and no max-pool, for 32x32 inputs (RepDistiller ResNet18); stages layer1..4.
+
+    ``init``: "kaiming_fan_out" (RepDistiller) or "pytorch" (PyTorch defaults, FRSKD's official code)."""
+    return CifarResNet18(num_classes, init=init)

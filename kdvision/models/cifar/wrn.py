@@ -7,6 +7,8 @@ models/wrn.py, identical in megvii-research/mdistiller), parameter and buffer na
 block whose input and output widths differ applies its BN-ReLU to the input and feeds the
 activated input to both the residual branch and the 1x1 shortcut conv; otherwise the
 shortcut is the raw input. Dropout is off (rate 0), as in the benchmark.
+FRSKD's official code uses a different WRN (BNs after the groups instead of at block input):
+that one is ``frskd_wrn_16_2`` (``kdvision.models.cifar.frskd_wrn``).
 
 Taps (``model.stages``): "block1", "block2", "block3", the outputs of the three groups
 (32, 16, 8 pixels at a 32x32 input). These are the features RepDistiller returns as f1..f3

@@ -41,12 +41,15 @@ class PyramidPooling(nn.Module):
     """PSPNet's pyramid pooling module (Zhao et al., CVPR 2017, Sec. 3.2).
 
     Average-pool to bins 1, 2, 3, 6; a 1x1 conv reduces each to in/4 channels; upsample
-    (bilinear) and concatenate with the input (2 x in channels); a 3x3 conv-BN-ReLU merges to
-    ``channels`` (512 at full width), then Dropout2d(0.1).
+    (bilinear; ``align_corners`` True as the official PSPNet/APD code) and concatenate with the
+    input (2 x in channels); a 3x3 conv-BN-ReLU merges to ``channels`` (512 at full width),
+    then Dropout2d(0.1).
     """
 
-    def __init__(self, in_channels: int, channels: int, bins=(1, 2, 3, 6), dropout: float = 0.1):
+    def __init__(self, in_channels: int, channels: int, bins=(1, 2, 3, 6), dropout: float = 0.1,
+                 align_corners: bool = False):
         super().__init__()
+        self.align_corners = align_corners
         reduced = in_channels // len(bins)
         self.bins = tuple(bins)
         self.pools = nn.ModuleList(conv_bn_relu(in_channels, reduced) for _ in self.bins)
@@ -55,7 +58,8 @@ class PyramidPooling(nn.Module):
 
     def forward(self, x):
         size = x.shape[-2:]
-        branches = [x] + [F.interpolate(p(adaptive_avg_pool(x, b)), size, mode="bilinear", align_corners=False)
+        branches = [x] + [F.interpolate(p(adaptive_avg_pool(x, b)), size, mode="bilinear",
+                                        align_corners=self.align_corners)
                           for b, p in zip(self.bins, self.pools)]
         return self.dropout(self.bottleneck(torch.cat(branches, dim=1)))
 
