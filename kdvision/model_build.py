@@ -79,6 +79,8 @@ def build_model(spec: dict, where: str, source: str, task: str | None = None, da
 
 
 def registered_builder(name: str, where: str):
+    import kdvision.models  # noqa: F401  (registers the built-in models)
+
     if name not in MODELS:
         raise UserError(f"{where}.name: unknown model '{name}' (known: {', '.join(MODELS.names())}); a model of "
                         f"your own is named by its import path, e.g. my_package.models:build_net")
