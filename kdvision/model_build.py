@@ -44,7 +44,7 @@ def build_model(spec: dict, where: str, source: str, task: str | None = None, da
             builder = registered_builder(name, where)
     except UserError as e:
         raise UserError(f"{source}: {e}" if source else str(e)) from None
-    if load_pretrained:
+    if load_pretrained and not is_external(name):
         note_registered_from_python(builder, name, where)
     own_pretrained = takes(builder, "pretrained")
     if own_pretrained and load_pretrained and not new_head and options.get("pretrained"):

@@ -276,6 +276,8 @@ def test_a_model_registered_from_python_only_is_pointed_at_the_import_path(capsy
     assert "registered from Python only" in err and "name it by import path" in err
     with pytest.raises(UserError, match=r"c.yaml: student.name: unknown model 'tiny_registered_net' .*import path"):
         build_model({"name": "tiny_registered_net"}, "student", "c.yaml", "classification", {"num_classes": 4})
+    build_model({"name": "torch.nn:Identity"}, "student", "c.yaml", "classification", {}, load_pretrained=True)
+    assert capsys.readouterr().err == ""  # an import path rebuilds anywhere: nothing to say
 
 
 def test_without_the_data_the_class_count_is_read_off_the_weights():
