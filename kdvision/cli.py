@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from kdvision.errors import UserError
@@ -63,10 +65,21 @@ def cmd_eval(args) -> int:
     cfg = load_config(args.config, args.overrides)
     metrics = evaluate_checkpoint(cfg, args.checkpoint, split=args.split)
     if args.json:
-        print(json.dumps(metrics))
+        print(json.dumps(json_safe(metrics), allow_nan=False))
     else:
         print(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
     return 0
+
+
+def json_safe(value):
+    """NaN and infinities are not JSON: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def cmd_methods(args) -> int:
@@ -152,6 +165,19 @@ def one_line(message: str) -> str:
     return " ".join(line.strip() for line in lines)
 
 
+def record_for_torchrun(line: str) -> None:
+    """Under torchrun, a rank's error file is what torchrun's failure summary shows in place
+    of a traceback: make it our one line. (torchrun itself still exits 1 when a rank fails.)"""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    try:
+        with open(path, "w") as f:
+            json.dump({"message": line, "timestamp": str(int(time.time()))}, f)
+    except OSError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -164,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as e:
-        print(f"kdvision: error: {one_line(str(e))}", file=sys.stderr)
+        line = f"kdvision: error: {one_line(str(e))}"
+        print(line, file=sys.stderr)
+        record_for_torchrun(line)
         return e.exit_code
     except KeyboardInterrupt:
         print("kdvision: interrupted", file=sys.stderr)

@@ -49,7 +49,8 @@ class ScheduleConfig:
     power: float = 0.9  # for poly
     min_lr: float = 0.0  # for cosine
     warmup_epochs: float = 0.0
-    warmup_start_factor: float = 0.01
+    warmup_start_factor: float = 0.01  # for warmup: linear
+    warmup: str = "linear"  # linear: start_factor -> 1 over warmup_epochs | gradual: (epoch + 1) / warmup_epochs
     by: str = "epoch"  # epoch | step: when the schedule advances
 
 
@@ -83,11 +84,13 @@ class TrainConfig:
     channels_last: bool = False
     compile_teacher: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    grad_clip: Optional[float] = None
+    grad_clip: Optional[float] = None  # clip the gradients' global L2 norm
+    grad_clip_value: Optional[float] = None  # clip every gradient element to [-v, v] (clip_grad_value_)
     max_steps_per_epoch: Optional[int] = None
     deterministic: bool = False
     tensorboard: bool = True
     pictures_every: int = 0  # epochs between task pictures (0: only at the end)
+    checkpoint_every_steps: Optional[int] = None  # also write last.pt every N steps inside an epoch
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
@@ -394,8 +397,9 @@ def call_with_config(fn, options: dict, prefix: str, source: str, **fixed):
 
 
 def params_from_dict(cls, options: dict, prefix: str, source: str):
-    """Validate a method's ``Params`` dataclass from the ``method`` section (minus its name)."""
-    return from_dict(cls, {k: v for k, v in options.items() if k != "name"}, prefix, source)
+    """Validate a method's ``Params`` dataclass from the ``method`` section (minus its name and its
+    loss-term ``weights``, which ``kdvision.engine.build.method_params`` checks against the method's terms)."""
+    return from_dict(cls, {k: v for k, v in options.items() if k not in ("name", "weights")}, prefix, source)
 
 
 def _join(prefix: str, key: str) -> str:

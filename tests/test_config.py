@@ -39,10 +39,10 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 
 def test_base_is_merged_and_a_renamed_section_replaced(tmp_path):
     write_yaml(tmp_path / "base.yaml", {**TINY_DIGITS, "method": {"name": "kd", "temperature": 2.0}})
-    child = write_yaml(tmp_path / "child.yaml", {"base": "base.yaml", "method": {"name": "at", "weight": 10.0},
+    child = write_yaml(tmp_path / "child.yaml", {"base": "base.yaml", "method": {"name": "at", "weights": {"at": 10.0}},
                                                   "train": {"epochs": 5}})
     cfg = load_config(child)
-    assert cfg.method == {"name": "at", "weight": 10.0}  # kd's temperature must not leak into at
+    assert cfg.method == {"name": "at", "weights": {"at": 10.0}}  # kd's temperature must not leak into at
     assert cfg.train.epochs == 5 and cfg.train.optimizer.lr == 0.05  # merged, not replaced
 
 
@@ -53,6 +53,6 @@ def test_override_into_non_mapping_is_an_error():
 
 def test_stages_set_total_epochs(tmp_path):
     path = write_yaml(tmp_path / "s.yaml", {**TINY_DIGITS, "train": {"stages": [
-        {"name": "a", "epochs": 2}, {"name": "b", "epochs": 3, "method": {"ce_weight": 0.5}}]}})
+        {"name": "a", "epochs": 2}, {"name": "b", "epochs": 3, "method": {"weights": {"ce": 0.5}}}]}})
     cfg = load_config(path)
-    assert cfg.train.epochs == 5 and cfg.train.stages[1].method == {"ce_weight": 0.5}
+    assert cfg.train.epochs == 5 and cfg.train.stages[1].method == {"weights": {"ce": 0.5}}

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 import kdvision.models  # noqa: F401
-from kdvision.config import load_config, params_from_dict
-from kdvision.engine.build import check_teacher_count, method_class, validate_stages
+from kdvision.config import load_config
+from kdvision.engine.build import check_teacher_count, method_class, method_params, validate_stages
 from kdvision.registry import DATASETS, MODELS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,7 +18,7 @@ def test_recipe_validates(path):
     cfg = load_config(path)
     cls = method_class(cfg)
     check_teacher_count(cfg, cls)
-    params_from_dict(cls.Params, cfg.method, "method", str(path))
+    method_params(cfg, cls)  # Params and method.weights (old weight keys are refused)
     validate_stages(cfg, cls)
     assert DATASETS.get(cfg.data["name"])
     for spec in [cfg.student] + [t.model for t in cfg.all_teachers()]:

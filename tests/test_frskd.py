@@ -5,6 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdvision.errors import UserError
+from kdvision.methods.loss_weights import parse_weight
 from kdvision.losses import at_loss, kd_loss
 from kdvision.methods.frskd import FRSKD
 from kdvision.models import count_parameters, frskd_self_teacher
@@ -106,9 +107,10 @@ class CETask:
         return {"ce": F.cross_entropy(output, batch["target"])}
 
 
-def make_frskd(**params):
+def make_frskd(weights=None, **params):
     torch.manual_seed(0)
     method = FRSKD(TinyNet(), [], CETask(), FRSKD.Params(**params))
+    method.configure_weights(weights or {})
     b = {"input": torch.randn(6, 3, 8, 8), "target": torch.arange(6) % 5}
     method.setup(b)
     method.train()
@@ -135,7 +137,7 @@ def test_frskd_builds_the_self_teacher_outside_the_student():
 
 
 def test_frskd_loss_terms_follow_the_official_code():
-    method, b = make_frskd(alpha=2.0, beta=100.0)
+    method, b = make_frskd(weights={"kd": 2.0, "feature": 100.0})
     out, losses = method(b)
     assert set(losses) == {"ce", "ce_self_teacher", "kd", "feature"}
     with torch.no_grad():
@@ -182,8 +184,8 @@ def test_frskd_user_errors():
     method, _ = make_frskd()
     with pytest.raises(UserError, match="method.width"):
         method.set_params({"width": 3})
-    method.set_params({"alpha": 1.0})
-    assert method.params.alpha == 1.0
+    method.set_params({"weights": {"kd": parse_weight(1.0, "kd")}})
+    assert method.weight("kd") == 1.0 and method.weight("feature") == 100.0
 
 
 def test_frskd_setup_rejects_stages_that_are_not_feature_maps():

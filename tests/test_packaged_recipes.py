@@ -124,7 +124,7 @@ def test_base_by_name_with_root(tmp_path):
     r = run_cli("train", "mine.yaml", "--root", str(project), "--out", "runs/s", *QUICK, cwd=work)
     assert r.returncode == 0, r.stderr
     saved = yaml.safe_load((work / "runs" / "s" / "config.yaml").read_text())
-    assert saved["method"] == {"name": "kd", "temperature": 2.0, "ce_weight": 0.1, "kd_weight": 0.9}
+    assert saved["method"] == {"name": "kd", "temperature": 2.0, "weights": {"ce": 0.1, "kd": 0.9}}
     assert Path(saved["teacher"]["recipe"]).resolve() == (RECIPES / "digits" / "teacher.yaml").resolve()
     teacher = project / "runs" / "digits" / "teacher"
     assert len((teacher / "metrics.jsonl").read_text().splitlines()) == 1
@@ -154,15 +154,15 @@ def test_a_changed_name_override_replaces_the_section():
     kd = RECIPES / "digits" / "kd.yaml"
     assert load_config(kd, ["method.name=fitnet"]).method == {"name": "fitnet"}
     # name first whatever the order, so the section's other overrides stay
-    for order in (["method.weight=50", "method.name=fitnet"], ["method.name=fitnet", "method.weight=50"]):
-        assert load_config(kd, order).method == {"name": "fitnet", "weight": 50}
+    for order in (["method.weights.hint=50", "method.name=fitnet"], ["method.name=fitnet", "method.weights.hint=50"]):
+        assert load_config(kd, order).method == {"name": "fitnet", "weights": {"hint": 50}}
     assert load_config(kd, ["method.name=kd"]).method["temperature"] == 4.0  # same name: merged
     assert load_config(RECIPES / "digits" / "frskd.yaml", ["student.name=resnet14"]).student == {"name": "resnet14"}
     assert load_config(kd, ["teacher.name=mine"]).teacher.recipe  # a teacher's name is a label
 
 
 def test_method_name_override_trains_through_the_cli(tmp_path):
-    # digits/frskd's method options (alpha, beta, width...) would be unknown keys of 'student'
+    # digits/frskd's method options (weights, width...) would be unknown keys of 'student'
     r = run_cli("train", "digits/frskd", "--out", "runs/s", "method.name=student", *QUICK, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert yaml.safe_load((tmp_path / "runs" / "s" / "config.yaml").read_text())["method"] == {"name": "student"}

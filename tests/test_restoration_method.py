@@ -11,6 +11,7 @@ from kdvision.config import config_from_dict
 from kdvision.errors import UserError
 from kdvision.losses import lab_mse, laplacian_pyramid_l1
 from kdvision.methods.ktdn import KTDN, KTDNParams, SRKTDN
+from kdvision.methods.loss_weights import parse_weight
 from kdvision.metrics import psnr_per_image, ssim_per_image
 from kdvision.models.restoration.ktdn import ktdn, ktdn_teacher, srktdn
 from kdvision.registry import METHODS
@@ -121,10 +122,12 @@ def test_pictures_grid():
     assert image.dtype == np.uint8 and image.shape == (3 * 32 + 2 * 2, 3 * 32 + 2 * 2, 3)
 
 
-def make_method(cls=KTDN, student=None, **params):
+def make_method(cls=KTDN, student=None, weights=None, **params):
     torch.manual_seed(0)
     student = student or ktdn()
-    return cls(student, [ktdn_teacher()], make_task(), KTDNParams(**params))
+    method = cls(student, [ktdn_teacher()], make_task(), KTDNParams(**params))
+    method.configure_weights(weights or {})
+    return method
 
 
 def test_ktdn_transfer_loss_touches_only_the_student():
@@ -148,7 +151,7 @@ def test_ktdn_transfer_loss_touches_only_the_student():
 
 
 def test_ktdn_transfer_term_compares_with_the_teacher_on_the_clean_image():
-    method = make_method(kt_weight=2.0)
+    method = make_method(weights={"kt": 2.0})
     b = batch()
     method.eval()
     with torch.no_grad():
@@ -168,7 +171,7 @@ def test_ktdn_transfer_term_compares_with_the_teacher_on_the_clean_image():
 
 def test_stage_switch_and_srktdn_registration():
     method = make_method(SRKTDN, student=srktdn())
-    method.set_params({"kt_weight": 0.0})
+    method.set_params({"weights": {"kt": parse_weight(0.0, "kt")}})
     _, losses = method(batch())
     assert "kt" not in losses and set(losses) == {"l1", "laplacian", "lab"}
     assert METHODS.get("srktdn") is SRKTDN and METHODS.get("ktdn") is KTDN
@@ -212,3 +215,26 @@ def test_models_build_without_reading_the_data():
                             "student": {"name": "srktdn"}, "method": {"name": "student"}})
     model = RestorationTask(cfg).create_model(cfg.student, "student")  # no UserError about the folder
     assert model.sr_branch is not None
+
+
+def test_eval_mode_after_epoch_freezes_the_batch_norm_statistics():
+    """The official SRKTDN script trains in eval mode from epoch 101 (``train_mode = 100``)."""
+    method = make_method(eval_mode_after_epoch=2)
+    b = batch()
+    method.setup(b)
+    method.train()
+    bn = next(m for m in method.student.modules() if isinstance(m, nn.BatchNorm2d))
+    method.set_progress(1.5)
+    before = bn.running_mean.clone()
+    method(b)
+    assert method.student.training and not torch.equal(before, bn.running_mean)  # epoch 2: train mode
+    method.set_progress(2.0)
+    before = bn.running_mean.clone()
+    _, losses = method(b)
+    assert not method.student.training and torch.equal(before, bn.running_mean)  # epoch 3: statistics frozen
+    method.train()  # the trainer's next epoch keeps it in eval mode
+    assert not method.student.training
+    sum(losses.values()).backward()  # and it still learns
+    assert method.student.encoder.conv1[0].weight.grad.abs().sum() > 0
+    with pytest.raises(UserError, match="method.eval_mode_after_epoch"):
+        make_method(eval_mode_after_epoch=-1)

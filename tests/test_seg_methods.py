@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdvision.config import config_from_dict, params_from_dict
+from kdvision.config import config_from_dict
+from kdvision.engine.build import method_params
 from kdvision.errors import UserError
 from kdvision.losses import pixel_kd_loss
 from kdvision.methods import METHODS
@@ -32,7 +33,10 @@ def make(method: dict, **student_kw):
     student = create("pspnet_r18", num_classes=NUM_CLASSES, base_width=4, **student_kw)
     teacher = create("deeplabv3_r18", num_classes=NUM_CLASSES, base_width=8)
     cls = METHODS.get(method["name"])
-    return cls(student, [teacher], task, params_from_dict(cls.Params, method, "method", "test.yaml"))
+    params, weights = method_params(cfg, cls)
+    m = cls(student, [teacher], task, params)
+    m.configure_weights(weights)
+    return m
 
 
 def batch(b=2, size=32):
@@ -45,7 +49,7 @@ def batch(b=2, size=32):
 
 
 def test_pixel_kd_value_and_frozen_teacher():
-    m = make({"name": "pixel_kd", "weight": 2.0, "temperature": 3.0}).train()
+    m = make({"name": "pixel_kd", "weights": {"pixel_kd": 2.0}, "temperature": 3.0}).train()
     data = batch()
     out, losses = m(data)
     assert set(losses) == {"ce", "ce_aux", "pixel_kd"}

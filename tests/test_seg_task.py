@@ -83,7 +83,9 @@ def test_pictures_grid():
     data = task.datasets()["val"]
     batch = {k: torch.stack([data[i][k] for i in range(3)]) for k in ("input", "target")}
     image = task.pictures(model.train(), batch)
-    assert image.dtype == np.uint8 and image.shape == (3 * 64 + 2 * 2, 3 * 64 + 2 * 2, 3)
+    grid = 3 * 64 + 2 * 2
+    assert image.dtype == np.uint8 and image.shape[1:] == (grid, 3)
+    assert image.shape[0] > grid and (image[grid:] < 128).all(-1).any()  # a legend of the class names below
     assert model.training  # the mode is restored
     # the third column is the ground truth: background (0) is black in the palette
     assert (image[:64, -64:][data[0]["target"].numpy() == 0] == 0).all()

@@ -79,10 +79,12 @@ class CETask:
         return {"ce": F.cross_entropy(output, batch["target"])}
 
 
-def make_sp(**params):
+def make_sp(weights=None, **params):
     torch.manual_seed(0)
     student, teacher = TinyNet(4), TinyNet(8)
-    return SimilarityPreserving(student, [teacher], CETask(), SimilarityPreserving.Params(**params))
+    method = SimilarityPreserving(student, [teacher], CETask(), SimilarityPreserving.Params(**params))
+    method.configure_weights(weights or {})
+    return method
 
 
 def batch(n=6):
@@ -90,7 +92,7 @@ def batch(n=6):
 
 
 def test_sp_method_losses_and_gradient_routing():
-    method = make_sp(ce_weight=0.5)
+    method = make_sp(weights={"ce": 0.5})
     b = batch()
     out, losses = method(b)
     assert set(losses) == {"ce", "sp"}
@@ -105,7 +107,7 @@ def test_sp_method_losses_and_gradient_routing():
 
 
 def test_sp_method_sums_several_layer_pairs():
-    method = make_sp(layers=[["layer1", "layer1"], ["stem", "layer1"]], weight=1.0)
+    method = make_sp(layers=[["layer1", "layer1"], ["stem", "layer1"]], weights={"sp": 1.0})
     b = batch()
     _, losses = method(b)
     with torch.no_grad():

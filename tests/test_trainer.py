@@ -84,11 +84,14 @@ def test_teacher_recipe_is_trained_first(tmp_path):
 
 def test_stages_switch_method_parameters(tmp_path):
     cfg = write_yaml(tmp_path / "s.yaml", {**TINY_DIGITS, "train": {**TINY_DIGITS["train"], "stages": [
-        {"name": "warm", "epochs": 1, "method": {}}, {"name": "zero-ce", "epochs": 1, "method": {"ce_weight": 0.0}}]},
+        {"name": "warm", "epochs": 1, "method": {}}, {"name": "zero-ce", "epochs": 1, "method": {"weights": {"ce": 0.0}}}]},
         "method": {"name": "at", "layers": [["layer1", "layer1"]]},
         "teacher": {"model": {"name": "resnet8"}, "recipe": "t.yaml", "checkpoint": str(tmp_path / "t")}})
     write_yaml(tmp_path / "t.yaml", {**TINY_DIGITS, "train": {**TINY_DIGITS["train"], "epochs": 1}})
     train(cfg, tmp_path / "run").fit()
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["stage"] for r in rows] == ["warm", "zero-ce"]
-    assert rows[0]["train/ce"] > 0 and rows[1]["train/ce"] == 0.0
+    assert rows[0]["train/ce"] > 0 and rows[0]["train/weight/ce"] == 1.0
+    # a 0 weight: the term leaves the total, its unweighted value is still logged
+    assert "train/ce" not in rows[1] and rows[1]["train/weight/ce"] == 0.0 and rows[1]["train/raw/ce"] > 0
+    assert rows[1]["train/loss"] == pytest.approx(rows[1]["train/at"], rel=1e-6)

@@ -53,7 +53,8 @@ def tiny(width=2):
     return WeatherUNet(width=width, bottleneck_blocks=1, level_blocks=1)
 
 
-def make_method(teacher_domains=("haze", "rain", "snow"), data_domains=DOMAINS, teacher_width=4, **params):
+def make_method(teacher_domains=("haze", "rain", "snow"), data_domains=DOMAINS, teacher_width=4, weights=None,
+                **params):
     torch.manual_seed(0)
     teachers = [tiny(teacher_width) for _ in teacher_domains]
     seen = [[] for _ in teachers]
@@ -63,6 +64,7 @@ def make_method(teacher_domains=("haze", "rain", "snow"), data_domains=DOMAINS, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = TwoStageKnowledgeLearning(tiny(2), teachers, FakeTask(data_domains), p, list(teacher_domains))
+        m.configure_weights(weights or {})
     return m, seen
 
 
@@ -130,7 +132,8 @@ def test_stage_switch_to_knowledge_examination_and_state_dict(tiny_vgg):
 
 def test_official_variants_select_target_positive_and_own_negative():
     """With the real (untrained) VGG-19."""
-    m, _ = make_method(scr_positive="target", scr_negatives="own", pfe=0.0, pfv=0.0, teacher_l1=0.0)
+    m, _ = make_method(scr_positive="target", scr_negatives="own",
+                       weights={"pfe": 0.0, "pfv": 0.0, "l1_teacher": 0.0})
     b = batch([0, 1, 2])
     m.setup(b)
     _, losses = m(b)

@@ -16,18 +16,41 @@ def parse_size(text: str) -> tuple[int, ...]:
     return size
 
 
-def cmd_export(args) -> int:
-    from kdvision.export import export_student
+def tolerance(text: str) -> float:
+    import argparse
+    import math
 
-    r = export_student(args.run, args.format, args.out, args.input_size, args.opset)
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got '{text}'")
+    return value
+
+
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from kdvision.export_files import check_destination
+
+    check_destination(Path(args.out).expanduser(), Path(args.run), args.force)  # before torch is imported
+    from kdvision.export import export_student
+    from kdvision.student_metadata import describe
+
+    r = export_student(args.run, args.format, args.out, args.input_size, args.opset, args.atol, args.rtol,
+                       args.force)
     if args.json:
         print(json.dumps(r))
     else:
         check = {"onnx": "onnxruntime", "torchscript": "reloaded TorchScript", "safetensors": "reloaded weights"}
-        print(f"exported the student ({r['model']}, {r['parameters']:,} parameters, input {r['input_shape']}) "
-              f"-> {r['path']} ({r['bytes'] / 2 ** 20:.2f} MiB)")
-        print(f"check: {check[r['format']]} vs PyTorch at batch {r['checked_batch']}: "
-              f"max abs diff {r['max_abs_diff']:.3g}")
+        sizes = "any batch, height and width" if r["dynamic"] else "any batch"
+        print(f"exported the student ({r['model']}, {r['parameters']:,} parameters, input {r['input_shape']}, "
+              f"{sizes}) -> {r['path']} ({r['bytes'] / 2 ** 20:.2f} MiB)")
+        for c in r["checks"]:
+            print(f"check: {check[r['format']]} vs PyTorch at input {c['input']}: max abs diff "
+                  f"{c['max_abs_diff']:.3g} ({c['ratio']:.2g} of atol {r['atol']:g} + rtol {r['rtol']:g} * |pytorch|)")
+        print(f"metadata: {describe(r['metadata'])}")
     return 0
 
 
@@ -66,6 +89,10 @@ def add_parser(sub, commands: dict) -> None:
     e.add_argument("--input-size", type=parse_size, default=None, metavar="C,H,W",
                    help="one input's shape (default: from the run's data set)")
     e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    e.add_argument("--atol", type=tolerance, default=1e-4,
+                   help="parity check: |exported - pytorch| <= atol + rtol * |pytorch| (default atol 1e-4)")
+    e.add_argument("--rtol", type=tolerance, default=1e-3, help="parity check's relative tolerance (default 1e-3)")
+    e.add_argument("--force", action="store_true", help="overwrite --out if it exists (never a run's own files)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     commands["export"] = cmd_export
 

@@ -9,6 +9,7 @@ from kdvision.config import Config, TeacherConfig, params_from_dict
 from kdvision.engine.weights import STUDENT_FILE, is_hf_folder, load_weights_into
 from kdvision.errors import UserError
 from kdvision.methods import METHODS, Method
+from kdvision.methods.loss_weights import check_renamed, parse_weights
 from kdvision.tasks import TASKS, Task
 
 
@@ -89,31 +90,56 @@ def build_teachers(cfg: Config, task: Task, run_root: Path | None, train_recipe)
     return teachers
 
 
+def method_params(cfg: Config, cls: type[Method]):
+    """(Params, parsed method.weights) from the ``method`` section; an old weight key
+    (e.g. ``kd_weight``) is one line naming its place in ``method.weights``."""
+    options = {k: v for k, v in cfg.method.items() if k != "weights"}
+    check_renamed(options, cls.renamed_params, "method", cfg.source)
+    params = params_from_dict(cls.Params, options, "method", cfg.source)
+    terms = cls.loss_terms(TASKS.get(cfg.task, where=f"{cfg.source}: task"))
+    return params, parse_weights(cfg.method.get("weights"), terms, "method.weights", cfg.source)
+
+
 def build_method(cfg: Config, task: Task, teachers: list[nn.Module]) -> Method:
     cls = method_class(cfg)
     check_teacher_count(cfg, cls)
-    params = params_from_dict(cls.Params, cfg.method, "method", cfg.source)
+    params, weights = method_params(cfg, cls)
     student = task.create_model(cfg.student, "student", load_pretrained=True)
     domains = [t.domain for t in cfg.all_teachers()]
-    return cls(student, teachers, task, params, teacher_domains=domains)
+    method = cls(student, teachers, task, params, teacher_domains=domains)
+    method.configure_weights(weights)
+    return method
+
+
+def stage_overrides(cfg: Config, cls: type[Method], index: int) -> dict:
+    """``train.stages[index].method`` with its ``weights`` parsed (for ``Method.set_params``)."""
+    stage = cfg.train.stages[index]
+    key = f"train.stages[{index}].method"
+    check_renamed(stage.method, cls.renamed_params, key, cfg.source)
+    out = dict(stage.method)
+    if "weights" in out:
+        terms = cls.loss_terms(TASKS.get(cfg.task, where=f"{cfg.source}: task"))
+        out["weights"] = parse_weights(out["weights"], terms, f"{key}.weights", cfg.source)
+    return out
 
 
 def validate_method(cfg: Config, cls: type[Method], dataset_info: dict | None = None) -> None:
     """Teacher count, method parameters and stage overrides: checked before anything trains;
     with the data's facts (``Task.dataset_info()``), also the method's own ``validate``."""
     check_teacher_count(cfg, cls)
-    params_from_dict(cls.Params, cfg.method, "method", cfg.source)
+    method_params(cfg, cls)
     validate_stages(cfg, cls)
     if dataset_info is not None:
         cls.validate(cfg, dataset_info)
 
 
 def validate_stages(cfg: Config, cls: type[Method]) -> None:
-    """Each stage may only change fields of the method's Params."""
+    """Each stage may only change fields of the method's Params and its ``weights``."""
     import dataclasses
 
-    known = {f.name for f in dataclasses.fields(cls.Params)}
+    known = {f.name for f in dataclasses.fields(cls.Params)} | {"weights"}
     for i, stage in enumerate(cfg.train.stages):
+        stage_overrides(cfg, cls, i)
         for k in stage.method:
             if k not in known:
                 raise UserError(f"{cfg.source}: unknown key 'train.stages[{i}].method.{k}' "

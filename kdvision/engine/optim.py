@@ -29,13 +29,32 @@ def build_optimizer(cfg: OptimizerConfig, param_groups: list[dict]) -> torch.opt
 
 
 SCHEDULES = ("multistep", "step", "cosine", "poly", "constant", "exponential")
+WARMUPS = ("linear", "gradual")
+
+
+def warmup_factor(cfg: ScheduleConfig, progress: float) -> float:
+    """The warm-up multiplier at ``progress`` < warmup_epochs.
+
+    linear: warmup_start_factor at progress 0, rising linearly to 1 at warmup_epochs.
+    gradual: (progress + 1) / warmup_epochs, the official two-stage (TKL) schedule: its
+    GradualWarmupScheduler (multiplier 1, stepped once before training and after every epoch)
+    gives epoch k (1-based) base_lr * k / warmup_epochs, e.g. 1.33e-4, 2.67e-4, 4e-4 for
+    lr 4e-4 over 3 epochs (fingerk28/Two-stage-Knowledge-For-Multiple-Adverse-Weather-Removal,
+    utils/warmup_scheduler.py and train.py).
+    """
+    w = cfg.warmup_epochs
+    if cfg.warmup == "gradual":
+        return min((progress + 1.0) / w, 1.0)
+    if cfg.warmup == "linear":
+        return cfg.warmup_start_factor + (1.0 - cfg.warmup_start_factor) * progress / w
+    raise UserError(f"train.schedule.warmup: unknown warm-up '{cfg.warmup}' (known: {', '.join(WARMUPS)})")
 
 
 def lr_factor(cfg: ScheduleConfig, progress: float, total_epochs: int) -> float:
     """Multiplier of the base learning rate after ``progress`` epochs (0-based, may be fractional)."""
     w = cfg.warmup_epochs
     if w > 0 and progress < w:
-        return cfg.warmup_start_factor + (1.0 - cfg.warmup_start_factor) * progress / w
+        return warmup_factor(cfg, progress)
     name = cfg.name
     if name == "multistep":
         return cfg.gamma ** sum(progress >= m for m in cfg.milestones)

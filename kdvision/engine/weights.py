@@ -1,6 +1,7 @@
 """Loading weights from what users have: kdvision runs and checkpoints, plain state dicts
 (torchvision / timm ``.pth``), safetensors files, Hugging Face-style local folders. Nothing is
-unpickled beyond tensors (``weights_only=True``) and no code from a folder is executed."""
+unpickled beyond tensors (``weights_only=True``), no code from a folder is executed, and dtypes
+are checked as well as names and shapes."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from kdvision.errors import UserError
+from kdvision.safe_load import check_dtypes, read_torch_file
 
 STUDENT_FILE = "student.safetensors"
 #: the weights of a Hugging Face-style folder (beside its config.json), in order of preference
@@ -53,16 +55,14 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(p))
         except Exception as e:  # safetensors raises its own error type for corrupt headers
             raise UserError(f"cannot read safetensors file {p}: {e}") from None
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, or pickled code that weights-only loading refuses
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load {p} as weights (weights-only loading): {first}") from None
-    return extract_state_dict(obj, p)
+    return extract_state_dict(read_torch_file(p), p)
 
 
 def extract_state_dict(obj, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict) and obj.get("format") == "kdvision-checkpoint":
+        from kdvision.engine.checkpoint import check_model_entry
+
+        check_model_entry(obj, path)
         model = obj["model"]
         return {k[len("student."):]: v for k, v in model.items() if k.startswith("student.")}
     if isinstance(obj, dict):
@@ -100,6 +100,7 @@ def load_weights_into(model: nn.Module, path: str | Path, what: str) -> None:
     problems = mismatch_report(model.state_dict(), state)
     if problems:
         raise UserError(f"{what}: {path} does not fit {type(model).__name__}: {problems}")
+    check_dtypes(state, model.state_dict(), f"{what}: {path}")
     model.load_state_dict(state)
 
 
@@ -151,6 +152,7 @@ def load_pretrained_into(model: nn.Module, path: str | Path, what: str, num_clas
     problems = mismatch_report(own, state)
     if problems:
         raise UserError(f"{what}.pretrained: {path} does not fit {type(model).__name__}: {problems}")
+    check_dtypes(state, own, f"{what}.pretrained: {path}")
     model.load_state_dict(state)
     if head:
         print(f"kdvision: {what}.pretrained: classifier head re-initialised for {num_classes} classes "

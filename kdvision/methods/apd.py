@@ -54,9 +54,6 @@ from kdvision.tasks.segmentation import per_pixel_ce
 
 @dataclass
 class APDParams:
-    kd_weight: float = 10.0
-    pkl_weight: float = 10.0
-    align_weight: float = 10.0
     temperature: float = 1.0  # pixel KD temperature
     scale: float = 10.0  # perspective logits: 1 / temperature 0.1
     kl_reduction: str = "element"  # official KLDivLoss mean (per-pixel KL / channels); "pixel": the paper's
@@ -90,6 +87,9 @@ class APD(Method):
 
     Params = APDParams
     teachers_required = "one"
+    # 10 L_kd + 10 perspective KL + 10 alignment; the teacher regulariser trains only the teacher projector
+    default_weights = {"kd": 10.0, "pkl": 10.0, "align": 10.0, "teacher_reg": 1.0}
+    renamed_params = {"kd_weight": "kd", "pkl_weight": "pkl", "align_weight": "align"}
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
@@ -129,7 +129,7 @@ class APD(Method):
         return [] if self._teacher_optimizer is None else [self._teacher_optimizer]
 
     # -- the step ----------------------------------------------------------------
-    def forward(self, batch):
+    def compute(self, batch):
         if self.student_proj is None:
             raise RuntimeError("APD.setup(batch) must run before the first forward (it builds the projectors)")
         p = self.params
@@ -140,14 +140,14 @@ class APD(Method):
         losses = dict(self.task.loss(out, batch))
         size = y.shape[-2:]
         align = self.align_corners
-        losses["kd"] = p.kd_weight * pixel_kd_loss(to_label_size(main_output(out), size, align),
-                                                   to_label_size(teacher_logits, size, align), p.temperature,
-                                                   p.kl_reduction)
+        if self.active("kd"):
+            losses["kd"] = pixel_kd_loss(to_label_size(main_output(out), size, align),
+                                         to_label_size(teacher_logits, size, align), p.temperature, p.kl_reduction)
         s = self.student_proj(fs)
         t = self.teacher_proj(ft.detach())
         pkl, align, reg = self.perspective_losses(s, t, y, teacher_logits.shape[1])
-        losses["pkl"] = p.pkl_weight * pkl
-        losses["align"] = p.align_weight * align
+        losses["pkl"] = pkl
+        losses["align"] = align
         losses["teacher_reg"] = reg  # reaches only the teacher projector (its own optimiser)
         return out, losses
 

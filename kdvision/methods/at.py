@@ -13,15 +13,13 @@ from kdvision.taps import FeatureTaps
 @dataclass
 class ATParams:
     layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: all stages
-    weight: float = 1000.0  # CIFAR default: CE + 1000 * sum L_AT (beta = 1e3 in the paper's code)
     p: int = 2
     absolute: bool = False  # false: F^p (official code); true: |F|^p (the paper's eq. 2); same for even p
-    ce_weight: float = 1.0
 
 
 @METHODS.register("at")
 class AttentionTransfer(Method):
-    """total = ce_weight * CE + weight * sum_stages mean_{b,hw} (phi(F_s) - phi(F_t))^2.
+    """total = weights.ce * CE + weights.at * sum_stages mean_{b,hw} (phi(F_s) - phi(F_t))^2.
 
     phi is the L2-normalised spatial attention map mean_c(F^p) (eq. 2 of the paper, p = 2),
     taken on the post-ReLU outputs of every stage (the models' ``stages``) by default. For odd
@@ -31,6 +29,8 @@ class AttentionTransfer(Method):
 
     Params = ATParams
     teachers_required = "one"
+    default_weights = {"at": 1000.0}  # CIFAR default: CE + 1000 * sum L_AT (beta = 1e3 in the paper's code)
+    renamed_params = {"weight": "at", "ce_weight": "ce"}
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
@@ -38,11 +38,14 @@ class AttentionTransfer(Method):
         self.student_taps = FeatureTaps(student, [p[0] for p in self.pairs], owner="student")
         self.teacher_taps = FeatureTaps(self.teacher, [p[1] for p in self.pairs], owner="teacher")
 
-    def forward(self, batch):
+    def compute(self, batch):
         p = self.params
         out = self.student(batch["input"])
+        losses = dict(self.task.loss(out, batch))
+        if not self.active("at"):
+            self.student_taps.take()
+            return out, losses
         self.run_teacher(batch["input"])
-        at = sum(at_loss(fs, ft, p.p, p.absolute) for fs, ft in zip(self.student_taps.take(), self.teacher_taps.take()))
-        losses = {k: p.ce_weight * v for k, v in self.task.loss(out, batch).items()}
-        losses["at"] = p.weight * at
+        losses["at"] = sum(at_loss(fs, ft, p.p, p.absolute)
+                           for fs, ft in zip(self.student_taps.take(), self.teacher_taps.take()))
         return out, losses

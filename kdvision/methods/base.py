@@ -1,8 +1,13 @@
 """The method interface every distillation method implements (DESIGN.md, "the flow of one step").
 
-A method owns the student, its frozen teachers and any connectors (projection heads). Its
-``forward(batch)`` returns ``(student_output, {name: weighted loss})``; the trainer sums the
-dict, backpropagates and logs every term. The trainer knows nothing of any method.
+A method owns the student, its frozen teachers and any connectors (projection heads). A
+subclass implements ``compute(batch) -> (student_output, {term: unweighted loss})``; the base
+``forward(batch)`` multiplies each term by its weight (``method.weights: {term: value}``, a number
+or a schedule of the training progress, ``kdvision.methods.loss_weights``; unset terms take the
+method's ``default_weights``, else 1) and returns ``(student_output, {term: weighted loss})``,
+keeping the unweighted values in ``raw_terms``. The trainer sums the weighted dict,
+backpropagates, logs every term weighted and unweighted, and hands the method its progress
+(``set_progress``) before each step. The trainer knows nothing of any method.
 """
 from __future__ import annotations
 
@@ -12,7 +17,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from kdvision.errors import UserError
+from kdvision.methods.loss_weights import Weight, parse_weight
 from kdvision.tasks.base import main_output
+
+
+UNIT_WEIGHT = Weight(1.0)
 
 
 @dataclass
@@ -25,8 +35,9 @@ class Method(nn.Module):
 
     Subclasses set ``Params`` (a dataclass of the method's hyper-parameters, validated from
     the ``method`` config section), ``teachers_required`` ("none", "one" or "many") and
-    implement ``forward``. Connectors whose shapes depend on the data are built in ``setup``
-    from a first batch, before the optimiser is made.
+    implement ``compute`` (unweighted terms; ``default_weights`` names the method's own terms
+    and their default weights, ``renamed_params`` its old weight keys). Connectors whose shapes
+    depend on the data are built in ``setup`` from a first batch, before the optimiser is made.
     """
 
     Params = NoParams
@@ -34,6 +45,13 @@ class Method(nn.Module):
     #: True when the method only needs the teacher's final output (it can then replay cached
     #: teacher outputs instead of running the teacher).
     uses_teacher_logits_only = False
+    #: the method's own loss terms and their default weights (paper / official code); the
+    #: task's terms (``Task.loss_terms``, e.g. ce, ce_aux) default to 1 unless listed here
+    default_weights: dict[str, Any] = {}
+    #: whether ``compute`` returns the task's own terms (``task.loss``)
+    uses_task_loss = True
+    #: old config keys of weights -> their term in ``method.weights`` (one line names the new key)
+    renamed_params: dict[str, str] = {}
 
     def __init__(self, student: nn.Module, teachers: list[nn.Module], task, params,
                  teacher_domains: list[str | None] | None = None):
@@ -46,6 +64,20 @@ class Method(nn.Module):
             t.eval()
         self.task = task
         self.params = params
+        self.progress = 0.0
+        self.configured_weights: dict[str, Weight] = {}  # method.weights of the config
+        self.loss_weights: dict[str, Weight] = {}  # those in force (the current stage's on top)
+        self.weight_defaults = {k: parse_weight(v, f"default weight of {k}") for k, v in self.default_weights.items()}
+        self.raw_terms: dict[str, torch.Tensor] = {}
+
+    @classmethod
+    def loss_terms(cls, task_cls=None) -> dict[str, Any]:
+        """Every term this method may return, with its default weight (the keys of method.weights)."""
+        terms = {}
+        if cls.uses_task_loss and task_cls is not None:
+            terms.update({t: 1.0 for t in getattr(task_cls, "loss_terms", ())})
+        terms.update(cls.default_weights)
+        return terms
 
     # -- lifecycle ---------------------------------------------------------------
     @classmethod
@@ -60,8 +92,38 @@ class Method(nn.Module):
         """Build shape-dependent connectors from a first batch (default: nothing to build)."""
 
     def set_params(self, overrides: dict) -> None:
-        """Stage switch: replace some hyper-parameters (e.g. loss weights) from the stage config."""
-        self.params = replace(self.params, **overrides)
+        """Stage switch: replace some hyper-parameters from the stage config; the stage's
+        ``weights`` (already parsed to ``Weight``) apply on top of the config's ``method.weights``."""
+        overrides = dict(overrides)
+        stage_weights = overrides.pop("weights", None) or {}
+        self.loss_weights = {**self.configured_weights, **stage_weights}
+        if overrides:
+            self.params = replace(self.params, **overrides)
+
+    def configure_weights(self, weights: dict[str, Any]) -> None:
+        """The config's ``method.weights`` ({term: Weight, number or schedule mapping}); the
+        current weights become these."""
+        weights = {k: w if isinstance(w, Weight) else parse_weight(w, f"method.weights.{k}")
+                   for k, w in weights.items()}
+        self.configured_weights = dict(weights)
+        self.loss_weights = dict(weights)
+
+    # -- loss weights ------------------------------------------------------------
+    def set_progress(self, progress: float) -> None:
+        """Training progress in epochs (epoch + step / steps_per_epoch), set by the trainer before each step."""
+        self.progress = float(progress)
+
+    def weight(self, term: str) -> float:
+        """The weight of ``term`` at the current progress."""
+        w = self.loss_weights.get(term) or self.weight_defaults.get(term) or UNIT_WEIGHT
+        return w.at(self.progress)
+
+    def active(self, term: str) -> bool:
+        """False when ``term``'s weight is 0 now: the method may then skip computing it."""
+        return self.weight(term) != 0.0
+
+    def current_weights(self, terms) -> dict[str, float]:
+        return {t: self.weight(t) for t in terms}
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -70,8 +132,23 @@ class Method(nn.Module):
         return self
 
     # -- the step ----------------------------------------------------------------
-    def forward(self, batch: dict[str, Any]) -> tuple[Any, dict[str, torch.Tensor]]:
+    def compute(self, batch: dict[str, Any]) -> tuple[Any, dict[str, torch.Tensor]]:
+        """(student output, {term: unweighted loss}); terms whose weight is 0 may be left out."""
         raise NotImplementedError
+
+    def forward(self, batch: dict[str, Any]) -> tuple[Any, dict[str, torch.Tensor]]:
+        """(student output, {term: weight * loss}) for the terms whose weight is not 0 now."""
+        out, raw = self.compute(batch)
+        weighted = {}
+        for name, value in raw.items():
+            w = self.weight(name)
+            if w != 0.0:
+                weighted[name] = w * value
+        self.raw_terms = {k: v.detach() for k, v in raw.items()}
+        if not weighted:
+            raise UserError(f"method.weights: every loss term ({', '.join(raw) or 'none'}) has weight 0 at "
+                            f"epoch {self.progress:.3g}; nothing would train")
+        return out, weighted
 
     @property
     def teacher(self) -> nn.Module:

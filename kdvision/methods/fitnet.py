@@ -17,8 +17,6 @@ from kdvision.taps import FeatureTaps
 @dataclass
 class FitNetParams:
     layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: middle stage
-    weight: float = 100.0  # community default (RepDistiller: beta = 100)
-    ce_weight: float = 1.0
     relu: bool = True  # official ConvReg(use_relu=True); false: conv + BN only
 
 
@@ -57,7 +55,7 @@ class ConvRegressor(nn.Module):
 
 @METHODS.register("fitnet")
 class FitNet(Method):
-    """total = ce_weight * CE + weight * MSE(regressor(F_s^hint), F_t^guided).
+    """total = weights.ce * CE + weights.hint * MSE(regressor(F_s^hint), F_t^guided).
 
     The hint/guided layers default to the middle stage of both networks (RepDistiller's
     hint_layer 2). The regressor (``ConvRegressor``, the official ConvReg) is built from the
@@ -66,6 +64,8 @@ class FitNet(Method):
 
     Params = FitNetParams
     teachers_required = "one"
+    default_weights = {"hint": 100.0}  # community default (RepDistiller: beta = 100)
+    renamed_params = {"weight": "hint", "ce_weight": "ce"}
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
@@ -96,12 +96,13 @@ class FitNet(Method):
                                 f"layer '{t_path}' {tuple(ft.shape[1:])}: {e}") from None
             self.regressors.append(reg.to(fs.device))
 
-    def forward(self, batch):
-        p = self.params
+    def compute(self, batch):
         out = self.student(batch["input"])
+        losses = dict(self.task.loss(out, batch))
+        if not self.active("hint"):
+            self.student_taps.take()
+            return out, losses
         self.run_teacher(batch["input"])
-        hint = sum(fitnet_loss(reg(fs), ft)
-                   for reg, fs, ft in zip(self.regressors, self.student_taps.take(), self.teacher_taps.take()))
-        losses = {k: p.ce_weight * v for k, v in self.task.loss(out, batch).items()}
-        losses["hint"] = p.weight * hint
+        pairs = zip(self.regressors, self.student_taps.take(), self.teacher_taps.take())
+        losses["hint"] = sum(fitnet_loss(reg(fs), ft) for reg, fs, ft in pairs)
         return out, losses

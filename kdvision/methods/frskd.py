@@ -6,26 +6,33 @@ its own logits z_t. The loss (paper Sec. 3.2, as the official code MingiJi/FRSKD
 classification/utils.py and distill_loss/AT.py, computes it):
     L = CE(z_c, y) + CE(z_t, y) + alpha * L_KD(z_c, z_t.detach(); T)
           + beta * sum_i mean_{b,hw} (phi(F_i) - phi(T_i.detach()))^2
+logged as ce, ce_self_teacher, kd and feature; alpha and beta are ``method.weights.kd`` and
+``method.weights.feature`` (numbers or schedules of the training progress).
 with phi the attention map of attention transfer (p = 2) and L_KD the temperature-scaled
 batch-mean KL (``kd_loss``). The KD and feature terms reach only the classifier (backbone and
 head); the self-teacher learns from its own CE, which also flows into the shared backbone.
 Everything trains with one optimiser. Defaults: CIFAR-100 alpha = 2, beta = 100, T = 4, width 2.
 
 Segmentation networks (dense prediction: the student's main output is a logit map
-[B, C, H, W]; detected from the first batch in ``setup``): the self-teacher reads the backbone
-stages (``student.stages``; strides 4/8/8/8 for the dilated backbones, equal sizes are fine)
-and has a per-pixel head (a 1x1 conv on R(T_n), stride 8). Its CE is the task's per-pixel CE
-(logits upsampled to the labels, ignore 255), and the soft-label term is pixel KD: both logit
-maps upsampled bilinearly to the label size, then
-    alpha * T^2 * mean over pixels of KL(softmax(z_t/T) || softmax(z_c/T))   (z_t detached)
-(``kdvision.losses.pixel_kd_loss``, reduction "pixel"). The feature term is unchanged.
-Segmentation defaults: alpha = 1, beta = 50 (the reference sheet) and T = 1 (the official
-segmentation script's ``--temp`` default). Unset alpha/beta/temperature take the defaults of
-the kind of output found in ``setup``.
-Differences from the official segmentation script (MingiJi/FRSKD, an EfficientDet/BiFPN model
-on VOC): it switches the distillation terms on after a warm-up (alpha = beta = 0 for 40
-epochs, then a sigmoid ramp-up) and its KD sums the KL over pixels per image; here the terms
-are on from the start and the KL is averaged over pixels, as the other segmentation methods here.
+[B, C, H, W]; detected from the first batch in ``setup``), as the official segmentation code
+(MingiJi/FRSKD segmentation/, EfficientDet-style) builds it, ``dense_self_teacher: official``:
+the self-teacher is a second BiFPN (two layers) stacked on the network's pyramid, here its
+stages (``student.stages``, strides 4/8/8/8, mapped to ``seg_channels`` = 64 channels), with a
+conv3x3-BN-ReLU-conv3x3 head on the finest level (``kdvision.models.frskd_seg_self_teacher``).
+Its CE is the task's per-pixel CE (logits upsampled to the labels, ignore 255); the soft-label
+term is pixel KD on both logit maps upsampled bilinearly to the label size,
+    alpha * T^2 * sum KL(softmax(z_t/T) || softmax(z_c/T)) / (B * H * W)   (z_t detached)
+which is the official ``DistillKL`` (KL summed, divided by B·H·W) and ``pixel_kd_loss``'s
+"pixel" reduction; the feature term compares each stage with its refined level.
+``dense_self_teacher: stage_bifpn`` is kdvision's earlier variant (the classification BiFPN
+over the stages, a 1x1 head at stride 8), kept for comparison with existing runs.
+Segmentation defaults: alpha = 1, beta = 50 (the official README's command), T = 1 (``--temp``).
+The official script keeps alpha = beta = 0 for its first 40 of 60 epochs, then ramps both
+with ``sigmoid_rampup(epoch + 1 - 40, 20)``; express that with a schedule, e.g.
+``weights: {kd: {schedule: sigmoid_ramp, start_epoch: 40, epochs: 20, to: 1}, feature: {..., to: 50}}``
+(packaged recipe ``digit_scenes/frskd_warmup``); its SGD lr 0.01 (x0.1 at 40), momentum 0.9,
+wd 5e-4, gradient accumulation to 32 images and ``clip_grad_value_(2.0)``
+(``train.grad_clip_value: 2.0``).
 
 Notes on paper vs official code:
 - The paper writes the feature loss as a distance between attention maps summed over stages;
@@ -51,16 +58,20 @@ from kdvision.errors import UserError
 from kdvision.losses import at_loss, fitnet_loss, kd_loss
 from kdvision.losses.pixel_kd import pixel_kd_loss
 from kdvision.methods.base import Method
+from kdvision.methods.loss_weights import Weight
 from kdvision.methods.pixel_kd import to_label_size
+from kdvision.models.frskd_seg_self_teacher import FRSKDSegSelfTeacher
 from kdvision.models.frskd_self_teacher import conv1x1_bn_relu, frskd_self_teacher
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
 from kdvision.tasks.base import main_output
 
 FEATURE_LOSSES = ("attention", "l2")
+DENSE_SELF_TEACHERS = ("official", "stage_bifpn")
 #: parameters that shape the modules built in setup; stages may not change them later
-BUILD_PARAMS = ("width", "feature_loss", "stages")
-#: (alpha, beta, temperature) when unset: classification (CIFAR-100) and dense prediction (segmentation)
+BUILD_PARAMS = ("width", "feature_loss", "stages", "dense_self_teacher", "seg_channels", "seg_head_channels")
+#: (weights.kd = alpha, weights.feature = beta, temperature) when unset: classification (CIFAR-100)
+#: and dense prediction (segmentation: the official README's alpha 1, beta 50, --temp 1)
 DEFAULT_WEIGHTS = {"classification": (2.0, 100.0, 4.0), "dense": (1.0, 50.0, 1.0)}
 
 
@@ -77,20 +88,30 @@ class FRSKD(Method):
 
     @dataclass
     class Params:
-        alpha: float | None = None  # None: 2 (classification) / 1 (segmentation)
-        beta: float | None = None  # None: 100 / 50
-        temperature: float | None = None  # None: 4 / 1
+        temperature: float | None = None  # None: 4 (classification) / 1 (segmentation)
         width: int = 2
         feature_loss: str = "attention"  # attention | l2
         stages: list[str] = field(default_factory=list)  # student module paths; default student.stages
+        dense_self_teacher: str = "official"  # segmentation: official (BiFPN x2 + 3x3 head) | stage_bifpn
+        seg_channels: int = 64  # official: the pyramid width (64 for EfficientDet-b0)
+        seg_head_channels: int = 256  # official head's hidden width
 
     teachers_required = "none"
+    # kd = alpha, feature = beta; classification defaults (segmentation: 1 / 50, set in setup)
+    default_weights = {"kd": 2.0, "feature": 100.0, "ce_self_teacher": 1.0}
+    renamed_params = {"alpha": "kd", "beta": "feature"}
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
         if params.feature_loss not in FEATURE_LOSSES:
             raise UserError(f"method.feature_loss must be one of {', '.join(FEATURE_LOSSES)}, "
                             f"got '{params.feature_loss}'")
+        if params.dense_self_teacher not in DENSE_SELF_TEACHERS:
+            raise UserError(f"method.dense_self_teacher must be one of {', '.join(DENSE_SELF_TEACHERS)}, "
+                            f"got '{params.dense_self_teacher}'")
+        if params.width < 1 or params.seg_channels < 1 or params.seg_head_channels < 1:
+            raise UserError(f"method.width, seg_channels and seg_head_channels must be positive integers, got "
+                            f"{params.width}, {params.seg_channels}, {params.seg_head_channels}")
         if params.width < 1:
             raise UserError(f"method.width must be a positive integer, got {params.width}")
         stages = list(params.stages) or list(getattr(student, "stages", None) or [])
@@ -103,11 +124,10 @@ class FRSKD(Method):
         self.feature_regressors = None  # only for feature_loss "l2"
         self.dense = False  # set in setup: the student predicts per-pixel logit maps
 
-    def weights(self) -> tuple[float, float, float]:
-        """(alpha, beta, temperature), unset ones from DEFAULT_WEIGHTS for the student's output kind."""
-        defaults = DEFAULT_WEIGHTS["dense" if self.dense else "classification"]
-        given = (self.params.alpha, self.params.beta, self.params.temperature)
-        return tuple(float(d if g is None else g) for g, d in zip(given, defaults))
+    def temperature(self) -> float:
+        """The KD temperature: the given one, else 4 (classification) or 1 (segmentation)."""
+        t = self.params.temperature
+        return float(DEFAULT_WEIGHTS["dense" if self.dense else "classification"][2] if t is None else t)
 
     def setup(self, batch):
         if self.self_teacher is not None:
@@ -126,9 +146,17 @@ class FRSKD(Method):
             raise UserError(f"frskd: the student's output has shape {tuple(logits.shape)}; expected class "
                             f"logits [batch, classes] or per-pixel logits [batch, classes, height, width]")
         self.dense = logits.dim() == 4
+        if self.dense:
+            alpha, beta, _ = DEFAULT_WEIGHTS["dense"]
+            self.weight_defaults.update(kd=Weight(alpha), feature=Weight(beta))
         device = features[0].device
-        self_teacher = frskd_self_teacher([f.shape[1] for f in features], logits.shape[1],
-                                          self.params.width, dense=self.dense).to(device)
+        p = self.params
+        if self.dense and p.dense_self_teacher == "official":
+            self_teacher = FRSKDSegSelfTeacher([f.shape[1] for f in features], logits.shape[1], p.seg_channels,
+                                               p.seg_head_channels).to(device)
+        else:
+            self_teacher = frskd_self_teacher([f.shape[1] for f in features], logits.shape[1],
+                                              p.width, dense=self.dense).to(device)
         self_teacher.eval()
         try:
             with torch.no_grad():
@@ -141,8 +169,11 @@ class FRSKD(Method):
             self_teacher = self_teacher.to(memory_format=torch.channels_last)  # train.channels_last
         self.self_teacher = self_teacher.train(self.training)
         if self.params.feature_loss == "l2":
+            with torch.no_grad():
+                refined_channels = [r.shape[1] for r in self_teacher.eval()(features)[0]]
+            self.self_teacher.train(self.training)
             self.feature_regressors = nn.ModuleList(
-                feature_regressor(f.shape[1], self.params.width * f.shape[1]) for f in features
+                feature_regressor(f.shape[1], c) for f, c in zip(features, refined_channels)
             ).to(device).train(self.training)
 
     def set_params(self, overrides: dict) -> None:
@@ -151,24 +182,26 @@ class FRSKD(Method):
             raise UserError(f"frskd: method.{changed[0]} shapes the self-teacher and cannot change between stages")
         super().set_params(overrides)
 
-    def forward(self, batch):
+    def compute(self, batch):
         if self.self_teacher is None:
             raise RuntimeError("frskd: setup(batch) must run before forward (it builds the self-teacher)")
         p = self.params
-        alpha, beta, temperature = self.weights()
+        temperature = self.temperature()
         out = self.student(batch["input"])
         features = self.taps.take()
         refined, self_teacher_logits = self.self_teacher(features)
 
         losses = dict(self.task.loss(out, batch))
         losses.update({f"{k}_self_teacher": v for k, v in self.task.loss(self_teacher_logits, batch).items()})
-        if self.dense:  # per-pixel KD at the label size (self-teacher side detached)
-            size = batch["target"].shape[-2:]
-            kd = pixel_kd_loss(to_label_size(main_output(out), size),
-                               to_label_size(self_teacher_logits.detach(), size), temperature, "pixel")
-        else:
-            kd = kd_loss(main_output(out), self_teacher_logits.detach(), temperature)
-        losses["kd"] = alpha * kd
+        if self.active("kd"):
+            if self.dense:  # per-pixel KD at the label size (self-teacher side detached)
+                size = batch["target"].shape[-2:]
+                losses["kd"] = pixel_kd_loss(to_label_size(main_output(out), size),
+                                             to_label_size(self_teacher_logits.detach(), size), temperature, "pixel")
+            else:
+                losses["kd"] = kd_loss(main_output(out), self_teacher_logits.detach(), temperature)
+        if not self.active("feature"):
+            return out, losses
         activated = [F.relu(f) for f in features]  # identity for post-ReLU stages
         if p.feature_loss == "attention":
             feature = sum(at_loss(f, t.detach()) for f, t in zip(activated, refined))
@@ -177,5 +210,5 @@ class FRSKD(Method):
                 raise UserError("frskd: method.feature_loss 'l2' must be set from the start (setup builds its regressors)")
             feature = sum(fitnet_loss(r(f), t.detach())
                           for r, f, t in zip(self.feature_regressors, activated, refined))
-        losses["feature"] = beta * feature
+        losses["feature"] = feature
         return out, losses

@@ -15,6 +15,11 @@ Two stages in one config:
 
 The feature taps default to each model's ``feature_tap`` attribute ("mid" for the kdvision
 KTDN models); name others with ``student_tap`` / ``teacher_tap`` (module paths).
+
+``eval_mode_after_epoch: N`` trains the student in eval mode (frozen batch-norm statistics, no
+dropout) from epoch N + 1 on, as the official SRKTDN script does with ``train_mode = 100``
+(Errno1024/SRKT-ntire2021 src/train.py: ``model.train()`` while the 0-based epoch < 100, else
+``model.eval()``). 0 (default): train mode throughout.
 """
 from __future__ import annotations
 
@@ -32,24 +37,43 @@ from kdvision.taps import FeatureTaps
 
 @dataclass
 class KTDNParams:
-    kt_weight: float = 1.0  # weight of L1(student feature, teacher feature of the clear image)
     student_tap: str = ""  # module path; default: student.feature_tap
     teacher_tap: str = ""  # module path; default: teacher.feature_tap
+    eval_mode_after_epoch: int = 0  # > 0: the student trains in eval mode after this many epochs (official: 100)
 
 
 @METHODS.register("ktdn")
 class KTDN(Method):
-    """total = task reconstruction losses (L1, Laplacian, Lab) + kt_weight * L1(f_S(x), f_T(gt))."""
+    """total = task reconstruction losses (L1, Laplacian, Lab) + weights.kt * L1(f_S(x), f_T(gt))."""
 
     Params = KTDNParams
     teachers_required = "one"
+    default_weights = {"kt": 1.0}  # L1(student feature, teacher feature of the clear image)
+    renamed_params = {"kt_weight": "kt"}
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
+        if params.eval_mode_after_epoch < 0:
+            raise UserError(f"method.eval_mode_after_epoch must be >= 0 (0: never), got {params.eval_mode_after_epoch}")
         self.student_path = feature_tap(student, params.student_tap, "student", "mid")
         self.teacher_path = feature_tap(self.teacher, params.teacher_tap, "teacher", "mid")
         self.student_taps = FeatureTaps(student, [self.student_path], owner="student")
         self.teacher_taps = FeatureTaps(self.teacher, [self.teacher_path], owner="teacher")
+
+    def student_in_eval_mode(self) -> bool:
+        n = self.params.eval_mode_after_epoch
+        return n > 0 and self.progress >= n
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.student_in_eval_mode():
+            self.student.eval()
+        return self
+
+    def set_progress(self, progress: float) -> None:
+        super().set_progress(progress)
+        if self.training and self.student_in_eval_mode():
+            self.student.eval()
 
     @torch.no_grad()
     def setup(self, batch):
@@ -66,14 +90,14 @@ class KTDN(Method):
                             f"teacher tap '{self.teacher_path}' gives {tuple(t.shape[1:])}; build the teacher "
                             f"with the student's bottleneck width (teacher.model.student_width)")
 
-    def forward(self, batch):
+    def compute(self, batch):
         out = self.student(batch["input"])
         f_student = self.student_taps.take()[0]
-        losses = self.task.loss(out, batch)
-        if self.params.kt_weight:
+        losses = dict(self.task.loss(out, batch))
+        if self.active("kt"):
             self.run_teacher(batch["target"])  # the teacher sees the matching CLEAR image
             f_teacher = self.teacher_taps.take()[0]
-            losses["kt"] = self.params.kt_weight * feature_transfer_l1(f_student, f_teacher)
+            losses["kt"] = feature_transfer_l1(f_student, f_teacher)
         else:
             self.teacher_taps.outputs = {}
         return out, losses
@@ -82,4 +106,4 @@ class KTDN(Method):
 @METHODS.register("srktdn")
 class SRKTDN(KTDN):
     """KTDN's objective for the SRKTDN student (the model carries the super-resolution branch):
-    total = L1 + 0.3 Laplacian + 0.5 Lab MSE (task) + kt_weight * L1(f_S(x), f_T(gt))."""
+    total = L1 + 0.3 Laplacian + 0.5 Lab MSE (task) + weights.kt * L1(f_S(x), f_T(gt))."""

@@ -36,7 +36,6 @@ def check_choice(key: str, value: str, choices) -> None:
 
 @dataclass
 class PixelKDParams:
-    weight: float = 1.0
     temperature: float = 1.0
     reduction: str = "pixel"  # "pixel": KL per pixel averaged over pixels; "element": / C (APD code)
     align_corners: bool | None = None  # upsampling of logits to the labels; None: the student's (pspnet: True)
@@ -47,7 +46,7 @@ class PixelKDParams:
 
 @METHODS.register("pixel_kd")
 class PixelKD(Method):
-    """total = CE + 0.4 CE_aux (the task's terms) + weight * T^2 * mean_pixels KL(p_t || p_s).
+    """total = CE + 0.4 CE_aux (the task's terms) + weights.pixel_kd * T^2 * mean_pixels KL(p_t || p_s).
 
     Both logit maps are upsampled bilinearly to the label size before the KL (``align_corners``
     as the student network upsamples: True for pspnet_*, as the official PSPNet/APD code); the
@@ -58,16 +57,19 @@ class PixelKD(Method):
     Params = PixelKDParams
     teachers_required = "one"
     uses_teacher_logits_only = True
+    default_weights = {"pixel_kd": 1.0}
+    renamed_params = {"weight": "pixel_kd"}
 
-    def forward(self, batch):
+    def compute(self, batch):
         p = self.params
         out = self.student(batch["input"])
+        losses = dict(self.task.loss(out, batch))
+        if not self.active("pixel_kd"):
+            return out, losses
         teacher_logits = self.teacher_logits(batch)
         size = batch["target"].shape[-2:]
         align = student_align_corners(p.align_corners, self.student)
-        losses = dict(self.task.loss(out, batch))
-        losses["pixel_kd"] = p.weight * pixel_kd_loss(to_label_size(main_output(out), size, align),
-                                                      to_label_size(teacher_logits, size, align), p.temperature,
-                                                      p.reduction)
+        losses["pixel_kd"] = pixel_kd_loss(to_label_size(main_output(out), size, align),
+                                           to_label_size(teacher_logits, size, align), p.temperature, p.reduction)
         return out, losses
 

@@ -2,7 +2,7 @@
 
 For each tapped layer pair (l, l'), the b x b similarity matrices of the student's and the
 teacher's activations on the same batch should agree (paper Sec. 3):
-    L = ce_weight * CE(z_s, y) + weight * sum_{(l, l')} L_SP(G_S^(l'), G_T^(l))
+    L = weights.ce * CE(z_s, y) + weights.sp * sum_{(l, l')} L_SP(G_S^(l'), G_T^(l))
 with L_SP = ||G_T - G_S||_F^2 / b^2 (``kdvision.losses.sp_loss``). The community default
 (RepDistiller / CRD benchmark) is one pair, the output of the last conv stage (post-ReLU,
 before pooling), weight 3000 and no KL term; teacher features are computed without grad.
@@ -26,10 +26,10 @@ class SimilarityPreserving(Method):
     @dataclass
     class Params:
         layers: list[list[str]] = field(default_factory=list)  # [[student_path, teacher_path], ...]
-        weight: float = 3000.0
-        ce_weight: float = 1.0
 
     teachers_required = "one"
+    default_weights = {"sp": 3000.0}
+    renamed_params = {"weight": "sp", "ce_weight": "ce"}
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
@@ -37,19 +37,21 @@ class SimilarityPreserving(Method):
         self.student_taps = FeatureTaps(student, [s for s, _ in self.pairs], owner="student")
         self.teacher_taps = FeatureTaps(self.teacher, [t for _, t in self.pairs], owner="teacher")
 
-    def forward(self, batch):
+    def compute(self, batch):
         x = batch["input"]
         out = self.student(x)
+        losses = dict(self.task.loss(out, batch))
+        if not self.active("sp"):
+            self.student_taps.take()
+            return out, losses
         self.run_teacher(x)
         student_features = dict(zip(self.student_taps.paths, self.student_taps.take()))
         teacher_features = dict(zip(self.teacher_taps.paths, self.teacher_taps.take()))
-
-        losses = {k: self.params.ce_weight * v for k, v in self.task.loss(out, batch).items()}
         total = 0.0
         for s_path, t_path in self.pairs:
             try:
                 total = total + sp_loss(student_features[s_path], teacher_features[t_path])
             except ValueError as e:
                 raise UserError(f"sp: layer pair student '{s_path}' / teacher '{t_path}': {e}") from None
-        losses["sp"] = self.params.weight * total
+        losses["sp"] = total
         return out, losses

@@ -9,6 +9,6 @@ from kdvision.registry import METHODS
 class StudentOnly(Method):
     """No teacher: the task loss only (CE for classification). Also used to train teachers."""
 
-    def forward(self, batch):
+    def compute(self, batch):
         out = self.student(batch["input"])
         return out, self.task.loss(out, batch)

@@ -45,12 +45,6 @@ from kdvision.tasks.base import main_output
 @dataclass
 class TwoStageParams:
     collation: bool = True  # True: Knowledge Collation (stage 1); False: Knowledge Examination
-    teacher_l1: float = 1.0  # stage 1: L1 to the teacher's restoration
-    pfe: float = 1.0
-    pfv: float = 0.05
-    scr: float = 0.1
-    gt_l1: float = 1.0  # stage 2: L1 to the ground truth
-    hcr: float = 0.2
     scr_positive: str = "teacher"  # teacher (paper) | target (official code)
     scr_negatives: str = "same_weather"  # same_weather (paper) | own (official code)
     hcr_negatives: str = "mean"  # mean over the batch's inputs (official code) | sum
@@ -102,6 +96,11 @@ class TwoStageKnowledgeLearning(Method):
 
     Params = TwoStageParams
     teachers_required = "many"
+    uses_task_loss = False
+    # collation: L1 to the teacher's restoration + PFE + 0.05 PFV + 0.1 SCR; examination: L1 to GT + 0.2 HCR
+    default_weights = {"l1_teacher": 1.0, "pfe": 1.0, "pfv": 0.05, "scr": 0.1, "l1": 1.0, "hcr": 0.2}
+    renamed_params = {"teacher_l1": "l1_teacher", "pfe": "pfe", "pfv": "pfv", "scr": "scr", "gt_l1": "l1",
+                      "hcr": "hcr"}
 
     def __init__(self, student, teachers, task, params, teacher_domains=None):
         super().__init__(student, teachers, task, params, teacher_domains)
@@ -121,13 +120,20 @@ class TwoStageKnowledgeLearning(Method):
         self.student_projectors = nn.ModuleList()
         self.teacher_projectors = nn.ModuleList()  # [k][q]
         self.inverse_projectors = nn.ModuleList()  # [k][q]
-        self.perceptual: VGG19Features | None = None
-        if params.scr > 0 or params.hcr > 0:
-            self._build_perceptual()
+        self.perceptual: VGG19Features | None = None  # built in configure_weights when a CR term can be on
         self.domains: list[str] = []
         self.domain_to_teacher: dict[int, int] = {}
 
     # ------------------------------------------------------------------ building
+    def configure_weights(self, weights):
+        """The VGG-19 of the contrastive terms is built (and its weights checked) before training
+        whenever SCR or HCR can be on: a nonzero weight or a schedule."""
+        super().configure_weights(weights)
+        can_be_on = [t for t in ("scr", "hcr")
+                     if not self.configured_weights.get(t, self.weight_defaults[t]).always_zero]
+        if can_be_on and self.perceptual is None:
+            self._build_perceptual()
+
     def _build_perceptual(self) -> None:
         p = self.params
         self.perceptual = VGG19Features(p.vgg_weights or None, allow_untrained=p.allow_untrained_vgg,
@@ -211,7 +217,7 @@ class TwoStageKnowledgeLearning(Method):
         return groups
 
     # ------------------------------------------------------------------ the step
-    def forward(self, batch):
+    def compute(self, batch):
         if "domain" not in batch:
             raise UserError("tkl: the batches carry no 'domain' (weather type); use a multi-weather data set")
         if self.params.collation:
@@ -246,17 +252,17 @@ class TwoStageKnowledgeLearning(Method):
         order = torch.cat([g for g in groups if g.numel()])
         inverse = torch.argsort(order)  # rows of the concatenated parts back to batch order
         losses = {}
-        if p.teacher_l1:
-            losses["l1_teacher"] = p.teacher_l1 * F.l1_loss(pred.float(), teacher_pred.float())
-        if p.pfe:
+        if self.active("l1_teacher"):
+            losses["l1_teacher"] = F.l1_loss(pred.float(), teacher_pred.float())
+        if self.active("pfe"):
             s_proj = [proj(fs) for proj, fs in zip(self.student_projectors, s_feats)]
             t_proj = [torch.cat(parts)[inverse] for parts in proj_parts]
-            losses["pfe"] = p.pfe * pfe_loss(s_proj, t_proj)
-        if p.pfv:
-            losses["pfv"] = p.pfv * pfv_loss(rec_parts, feat_parts)
-        if p.scr:
+            losses["pfe"] = pfe_loss(s_proj, t_proj)
+        if self.active("pfv"):
+            losses["pfv"] = pfv_loss(rec_parts, feat_parts)
+        if self.active("scr"):
             positive = teacher_pred if p.scr_positive == "teacher" else y
-            losses["scr"] = p.scr * self.soft_cr(pred, positive, x, groups)
+            losses["scr"] = self.soft_cr(pred, positive, x, groups)
         return out, losses
 
     def soft_cr(self, pred, positive, x, groups):
@@ -282,13 +288,13 @@ class TwoStageKnowledgeLearning(Method):
         pred = main_output(out)
         self.student_taps.outputs = {}
         losses = {}
-        if p.gt_l1:
-            losses["l1"] = p.gt_l1 * F.l1_loss(pred.float(), y.float())
-        if p.hcr:
+        if self.active("l1"):
+            losses["l1"] = F.l1_loss(pred.float(), y.float())
+        if self.active("hcr"):
             b = x.shape[0]
             negatives = [x[j:j + 1] for j in range(b)]
             c = [1.0 / b] * b if p.hcr_negatives == "mean" else None
-            losses["hcr"] = p.hcr * contrastive_regularization(pred, y, negatives, self._perceptual(),
+            losses["hcr"] = contrastive_regularization(pred, y, negatives, self._perceptual(),
                                                                VGG_LAYER_WEIGHTS, negative_weights=c)
         return out, losses
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from kdvision.errors import UserError
+from kdvision.safe_load import check_dtypes, read_torch_file
 
 #: torchvision's configuration "E" up to relu5_1: conv widths, "M" = 2x2 max-pool.
 _LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512]
@@ -53,14 +54,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise UserError(f"VGG-19 weight file not found: {path} (kdvision never downloads it; "
                         f"save torchvision's vgg19 state dict there)")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        try:
             state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input
-        raise UserError(f"VGG-19 weight file {path} cannot be read: {type(e).__name__}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input
+            raise UserError(f"VGG-19 weight file {path} cannot be read: {type(e).__name__}: {e}") from None
+    else:
+        state = read_torch_file(path, "VGG-19 weights")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -108,6 +109,7 @@ class VGG19Features(nn.Module):
             got, want = tuple(state[k].shape), tuple(own[k[len("features."):]].shape)
             if got != want:
                 raise UserError(f"VGG-19 weight file {path}: '{k}' has shape {got}, expected {want}")
+        check_dtypes({k[len("features."):]: state[k] for k in needed}, own, str(path))
         self.features.load_state_dict({k[len("features."):]: state[k].float() for k in needed})
 
     def train(self, mode: bool = True):

@@ -26,6 +26,7 @@ class Task:
 
     metric = "acc"
     higher_is_better = True
+    loss_terms: tuple[str, ...] = ()  # the names ``loss`` returns (keys of ``method.weights``)
 
     def __init__(self, cfg: Config):
         self.cfg = cfg

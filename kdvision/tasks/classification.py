@@ -15,6 +15,7 @@ from kdvision.tasks.base import Task, main_output
 @TASKS.register("classification")
 class ClassificationTask(Task):
     """Class logits [B, C]; metric: top-1 accuracy (%) on the evaluation split."""
+    loss_terms = ("ce",)  # the names ``loss`` returns (``method.weights`` keys)
 
     metric = "acc"
 

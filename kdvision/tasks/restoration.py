@@ -48,6 +48,7 @@ class RestorationOptions:
 @TASKS.register("restoration")
 class RestorationTask(Task):
     """Degraded image in, clean image out; metric: PSNR (dB)."""
+    loss_terms = ("l1", "laplacian", "lab")  # the names ``loss`` returns (``method.weights`` keys)
 
     metric = "psnr"
 

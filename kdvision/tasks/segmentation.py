@@ -1,5 +1,7 @@
 """Semantic segmentation: per-pixel cross-entropy (ignore 255) with PSPNet's auxiliary loss,
-mIoU / pixel accuracy over the whole evaluation set, colourised prediction pictures.
+mIoU / pixel accuracy / per-class IoU over the whole evaluation set, colourised prediction
+pictures. Per-class IoU (``iou/<class name>``) and the pictures' legend use the data set's
+``class_names`` where it has them; the pictures use its ``colours`` (a user's palette) where given.
 
 ``eval:`` options read here: ``aux_weight`` (default 0.4, PSPNet/APD), ``ignore_index``
 (default 255) and ``align_corners`` (default false): how logits smaller than the labels are
@@ -51,6 +53,7 @@ def per_pixel_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
 @TASKS.register("segmentation")
 class SegmentationTask(Task):
     """Per-pixel logits [B, C, H, W]; metric: mIoU (%) over the whole evaluation split."""
+    loss_terms = ("ce", "ce_aux")  # the names ``loss`` returns (``method.weights`` keys)
 
     metric = "miou"
 
@@ -114,6 +117,7 @@ class SegmentationTask(Task):
             raise UserError(f"{self.cfg.source}: the evaluation split of '{self.cfg.data['name']}' is empty")
         out = cm.compute()
         out["loss"] = float(loss_sum) / max(pixels, 1)
+        out.update(per_class_iou(cm, class_names(getattr(loader, "dataset", None), cm.num_classes)))
         return out
 
     @torch.no_grad()
@@ -130,6 +134,9 @@ class SegmentationTask(Task):
         mean = np.array(getattr(data, "mean", (0.5, 0.5, 0.5)))[:, None, None]
         std = np.array(getattr(data, "std", (0.5, 0.5, 0.5)))[:, None, None]
         colours = palette()
+        given = getattr(data, "colours", None)
+        if given is not None:
+            colours[: len(given)] = given
         rows = []
         for i in range(x.shape[0]):
             image = np.clip((x[i].float().cpu().numpy() * std + mean) * 255, 0, 255).astype(np.uint8)
@@ -138,4 +145,42 @@ class SegmentationTask(Task):
             rows.append(np.concatenate([image, gap, colours[pred[i].numpy()], gap,
                                         colours[y[i].clamp(0, 255).numpy()]], axis=1))
             rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
-        return np.concatenate(rows[:-1], axis=0)
+        grid = np.concatenate(rows[:-1], axis=0)
+        names = class_names(data, 0)
+        if names is None:
+            return grid
+        shown = sorted((set(pred.unique().tolist()) | set(y.unique().tolist())) - {self.ignore_index})
+        return with_legend(grid, [(colours[c], names[c]) for c in shown if c < len(names)])
+
+
+def class_names(dataset, num_classes: int) -> list[str] | None:
+    """The data set's class names if it has them for at least ``num_classes`` classes, else None."""
+    names = getattr(dataset, "class_names", None)
+    return list(names) if names is not None and len(names) >= num_classes else None
+
+
+def per_class_iou(cm: ConfusionMatrix, names: list[str] | None) -> dict[str, float]:
+    """{"iou/<name or index>": IoU %} for each class present in the prediction or ground truth."""
+    iou = cm.per_class_iou()
+    return {f"iou/{names[c] if names else c}": float(iou[c]) for c in range(len(iou)) if not iou[c].isnan()}
+
+
+def with_legend(grid: np.ndarray, entries: list[tuple[np.ndarray, str]]) -> np.ndarray:
+    """``grid`` with a legend below it: one colour swatch and class name per line."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not entries:
+        return grid
+    font = ImageFont.load_default()
+    line = 14
+    text_w = max(int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(name, font=font)) for _, name in entries)
+    width = max(grid.shape[1], text_w + 20)
+    legend = Image.new("RGB", (width, line * len(entries) + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(legend)
+    for i, (colour, name) in enumerate(entries):
+        top = 2 + i * line
+        draw.rectangle([2, top + 1, 12, top + 11], fill=tuple(int(v) for v in colour), outline=(0, 0, 0))
+        draw.text((16, top), name, fill=(0, 0, 0), font=font)
+    padded = np.full((grid.shape[0], width, 3), 255, np.uint8)
+    padded[:, : grid.shape[1]] = grid
+    return np.concatenate([padded, np.asarray(legend)], axis=0)

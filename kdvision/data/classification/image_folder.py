@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 
 from kdvision.data.classification.transforms import Normalize
+from kdvision.data.image_files import read_rgb
 from kdvision.errors import UserError
 from kdvision.registry import DATASETS
 
@@ -23,34 +24,38 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def list_image_folder(split_dir: Path, classes: list[str] | None = None):
+    """(path, label) of every image under ``split_dir/<class>/`` and the class names. Without
+    ``classes`` (the training split) the class folders define them; a later split may lack a class
+    but may not add one. A class folder without images is refused, naming it."""
     if not split_dir.is_dir():
         raise UserError(f"data.root: folder not found: {split_dir} (expected <root>/<split>/<class>/<image>)")
-    found = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+    found = sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
     classes = classes or found
     if not classes:
         raise UserError(f"{split_dir}: no class folders (expected {split_dir}/<class>/<image>)")
     unknown = [c for c in found if c not in classes]
     if unknown:
-        raise UserError(f"{split_dir / unknown[0]}: class folder not present in the training split")
+        raise UserError(f"{split_dir / unknown[0]}: class '{unknown[0]}' has no folder in the training split "
+                        f"(classes: {', '.join(classes[:5])}{' ...' if len(classes) > 5 else ''}); "
+                        f"every class needs training images")
     samples = []
     for label, name in enumerate(classes):
         folder = split_dir / name
         if not folder.is_dir():
             continue
-        for f in sorted(folder.rglob("*")):
-            if f.suffix.lower() in IMAGE_EXTENSIONS:
-                samples.append((f, label))
+        images = [f for f in sorted(folder.rglob("*")) if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()]
+        if not images:
+            raise UserError(f"{folder}: class folder has no images (extensions {', '.join(sorted(IMAGE_EXTENSIONS))});"
+                            f" remove it or add images")
+        samples.extend((f, label) for f in images)
     if not samples:
-        raise UserError(f"{split_dir}: no images with extensions {', '.join(sorted(IMAGE_EXTENSIONS))}")
+        raise UserError(f"{split_dir}: no class folder of the training split ({', '.join(classes[:5])}"
+                        f"{' ...' if len(classes) > 5 else ''}) is here")
     return samples, classes
 
 
 def load_rgb(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise UserError(f"cannot read image {path}: not a readable image ({type(e).__name__})") from None
+    return Image.fromarray(read_rgb(path))
 
 
 class ImageFolderDataset(Dataset):

@@ -6,13 +6,16 @@ import torch
 from torch.utils.data import Dataset
 
 from kdvision.data.classification.transforms import Normalize, RandomCropFlip
+from kdvision.data.image_files import check_pixel_array
 
 
 class ImageArrayDataset(Dataset):
-    """Images as a uint8 array [N, H, W, C] with integer labels; items {"input", "target", "index"}."""
+    """Images as a uint8 array [N, H, W, C] (integers above 255 refused) with integer labels;
+    items {"input", "target", "index"}."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, num_classes: int, mean, std,
                  augment: RandomCropFlip | None = None, classes: list[str] | None = None):
+        images = check_pixel_array(images, "images")
         self.images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         self.num_classes = num_classes

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
+from kdvision.data.image_files import check_pixel_array, open_image, read_rgb
 from kdvision.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -36,33 +36,27 @@ def list_images(folder: str | Path, what: str = "image folder") -> list[Path]:
 
 def image_size(path: Path) -> tuple[int, int]:
     """(height, width) from the file header, without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"{path}: cannot be read as an image ({type(e).__name__})") from None
+    with open_image(path) as im:
+        w, h = im.size
     return h, w
 
 
 def read_image(path: Path, upright: bool = False) -> np.ndarray:
-    """HxWx3 uint8 RGB (grey and RGBA files are converted); ``upright`` applies the EXIF
-    orientation of camera photographs (for restoring a user's pictures; paired data sets read
-    the stored pixels so that input and target stay aligned)."""
-    try:
-        with Image.open(path) as im:
-            if upright:
-                im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"{path}: cannot be read as an image ({type(e).__name__})") from None
+    """HxWx3 uint8 RGB (other modes and bit depths converted, see ``kdvision.data.image_files``);
+    ``upright`` applies the EXIF orientation of camera photographs (for restoring a user's
+    pictures; paired data sets read the stored pixels so that input and target stay aligned)."""
+    return read_rgb(path, upright)
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """HxWx3 uint8 or float in [0, 1] -> float32 CHW tensor in [0, 1]."""
-    if image.dtype == np.uint8:
-        arr = image.astype(np.float32) / 255.0
-    else:
+    """HxWx3 uint8 (integers above 255 refused) or float in [0, 1] -> float32 CHW tensor in [0, 1]."""
+    if image.dtype.kind in "iu":
+        arr = check_pixel_array(image, "image array").astype(np.float32) / 255.0
+    elif image.dtype.kind == "f" and (image.size == 0 or (image.min() >= 0 and image.max() <= 1)):
         arr = image.astype(np.float32)
+    else:
+        raise UserError(f"image array: expected uint8 pixels or floats in [0, 1], got {image.dtype}"
+                        + (f" values {image.min():g}..{image.max():g}" if image.dtype.kind == "f" else ""))
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 

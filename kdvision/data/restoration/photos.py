@@ -16,6 +16,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from kdvision.data.image_files import read_rgb
+
 
 def _skimage(name: str):
     def load() -> np.ndarray:
@@ -42,8 +44,7 @@ def _matplotlib(filename: str):
     def load() -> np.ndarray:
         from matplotlib import cbook
         path = cbook.get_sample_data(filename, asfileobj=False)
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+        return read_rgb(path)
     return load
 
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from kdvision.errors import UserError
 from kdvision.models.imagenet_resnet import BasicBlock  # torchvision's block and key names
+from kdvision.safe_load import check_dtypes, read_torch_file
 
 
 class Bottle2neck(nn.Module):
@@ -146,14 +147,14 @@ def load_encoder_weights(encoder: nn.Module, path: str) -> int:
     file = Path(path)
     if not file.is_file():
         raise UserError(f"encoder weights not found: {file}")
-    try:
-        if file.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if file.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        try:
             state = load_file(str(file))
-        else:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"{file}: cannot be read as a state dict ({type(e).__name__})") from None
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
+            raise UserError(f"{file}: cannot be read as a state dict ({type(e).__name__})") from None
+    else:
+        state = read_torch_file(file, "encoder weights")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -161,6 +162,7 @@ def load_encoder_weights(encoder: nn.Module, path: str) -> int:
              if isinstance(v, torch.Tensor)}
     own = encoder.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    check_dtypes(matched, own, str(file))
     if not matched:
         raise UserError(f"{file}: no tensor matches the encoder (expected names like "
                         f"{next(iter(own))}, shape {tuple(next(iter(own.values())).shape)})")

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdvision.errors import UserError
+
 
 def main_tensor(output) -> torch.Tensor:
     if isinstance(output, dict):
@@ -75,6 +77,17 @@ def restore(model: nn.Module, x: torch.Tensor, multiple: int | None = None, self
     return out.clamp(0, 1) if clamp else out
 
 
+def check_tiling(tile: int, overlap: int, multiple: int = 1) -> None:
+    """``tile`` 0 (whole images) or a positive multiple of the network's ``multiple``, and
+    0 <= ``overlap`` < ``tile``: a negative overlap would leave gaps between tiles."""
+    if tile < 0 or (tile and tile % multiple):
+        hint = f" (e.g. {max(multiple, tile // multiple * multiple)})" if multiple > 1 else ""
+        raise UserError(f"--tile {tile}: must be 0 (no tiling) or a positive multiple of {multiple}, "
+                        f"the network's input multiple{hint}")
+    if overlap < 0 or (tile and overlap >= tile):
+        raise UserError(f"--overlap {overlap}: must be at least 0 and smaller than --tile {tile}")
+
+
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
     """1-D blending weights of a tile: linear ramps over ``overlap`` pixels on inner edges."""
     w = torch.ones(length)
@@ -103,7 +116,6 @@ def restore_tiled(model: nn.Module, x: torch.Tensor, tile: int, overlap: int = 3
     h, w = x.shape[-2:]
     if tile <= 0 or (h <= tile and w <= tile):
         return restore(model, x, multiple, self_ensemble)
-    overlap = min(overlap, tile // 2)
     out = torch.zeros(x.shape[0], 3, h, w, dtype=torch.float32, device=x.device)
     weight = torch.zeros(1, 1, h, w, dtype=torch.float32, device=x.device)
     tops, lefts = _starts(h, tile, overlap), _starts(w, tile, overlap)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from kdvision.errors import UserError
+from kdvision.safe_load import check_dtypes, read_torch_file
 
 #: keys of ImageNet classifiers that a segmentation backbone does not have
 HEAD_KEYS = re.compile(r"^(fc|classifier|features\.18|last_conv)\.")
@@ -20,14 +21,14 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"pretrained backbone file not found: {path}")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        try:
             state = load_file(str(p))
-        else:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input
-        raise UserError(f"{path}: cannot read a state dict ({type(e).__name__}: {e})".splitlines()[0]) from None
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input
+            raise UserError(f"{path}: cannot read a state dict ({type(e).__name__}: {e})".splitlines()[0]) from None
+    else:
+        state = read_torch_file(p, "a state dict")
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -66,4 +67,5 @@ def load_backbone_state(backbone: nn.Module, path: str) -> None:
     if bad:
         raise UserError(f"{path}: tensor '{bad[0]}' has shape {tuple(state[bad[0]].shape)}, "
                         f"the backbone expects {tuple(own[bad[0]].shape)} (wrong depth or width?)")
+    check_dtypes(state, own, str(path))
     backbone.load_state_dict(state)
