@@ -105,7 +105,10 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "methods": cmd_methods, "recip
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kdvision import __version__
+
     p = argparse.ArgumentParser(prog="kdvision", description="Knowledge distillation for computer vision.")
+    p.add_argument("--version", action="version", version=f"kdvision {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train what a YAML config (or a packaged recipe, by name) describes")

@@ -67,8 +67,8 @@ class SegmentationTask(Task):
         self.align_corners = bool(options.get("align_corners", False))
 
     # -- models --------------------------------------------------------------------
-    def create_model(self, spec: dict, where: str) -> nn.Module:
-        model = super().create_model(spec, where)
+    def create_model(self, spec: dict, where: str, load_pretrained: bool = False, new_head: bool = True) -> nn.Module:
+        model = super().create_model(spec, where, load_pretrained, new_head)
         expected = self.dataset_info().get("num_classes")
         got = getattr(model, "num_classes", None)
         if expected is not None and got is not None and got != expected:
