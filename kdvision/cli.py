@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
+import time
 from pathlib import Path
 
 from kdvision.errors import UserError
@@ -74,10 +76,21 @@ def cmd_eval(args) -> int:
     cfg = load_config(args.config, args.overrides)
     metrics = evaluate_checkpoint(cfg, args.checkpoint, split=args.split)
     if args.json:
-        print(json.dumps(metrics))
+        print(json.dumps(json_safe(metrics), allow_nan=False))
     else:
         print(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
     return 0
+
+
+def json_safe(value):
+    """NaN and infinities are not JSON: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def cmd_methods(args) -> int:
@@ -113,7 +126,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kdvision import __version__
+
     p = Parser(prog="kdvision", description="Knowledge distillation for computer vision.")
+    p.add_argument("--version", action="version", version=f"kdvision {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train what a YAML config (or a packaged recipe, by name) describes")
@@ -150,18 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Commands that live beside their subsystem (infer, export, profile, bench)."""
-    import importlib
+    from kdvision.commands import bench, export, infer, profile
 
-    found = []
-    for module in ("kdvision.commands.infer", "kdvision.commands.export", "kdvision.commands.bench"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-            continue
-        found.append(mod.add_parser)
-    return found
+    return [infer.add_parser, export.add_parser, profile.add_parser, bench.add_parser]
 
 
 def one_line(message: str) -> str:
@@ -171,6 +178,19 @@ def one_line(message: str) -> str:
         last = lines[-1].strip() or next(line for line in reversed(lines) if line.strip())
         return last.split("UserError: ", 1)[-1]
     return " ".join(line.strip() for line in lines)
+
+
+def record_for_torchrun(line: str) -> None:
+    """Under torchrun, a rank's error file is what torchrun's failure summary shows in place
+    of a traceback: make it our one line. (torchrun itself still exits 1 when a rank fails.)"""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    try:
+        with open(path, "w") as f:
+            json.dump({"message": line, "timestamp": str(int(time.time()))}, f)
+    except OSError:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,11 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as e:
-        print(f"kdvision: error: {one_line(str(e))}", file=sys.stderr)
+        line = f"kdvision: error: {one_line(str(e))}"
+        print(line, file=sys.stderr)
+        record_for_torchrun(line)
         return e.exit_code
     except KeyboardInterrupt:
         print("kdvision: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped (kdvision recipes | head)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

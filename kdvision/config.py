@@ -85,8 +85,8 @@ class TrainConfig:
     stages: list[StageConfig] = field(default_factory=list)
     eval_every: PositiveInt = 1
     log_every: PositiveInt = 20
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    channels_last: bool = False
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: engine/fast_defaults.py
+    channels_last: Union[bool, Literal["auto"]] = "auto"  # auto: engine/fast_defaults.py
     compile_teacher: bool = False
     device: Device = "auto"  # auto | cpu | cuda | cuda:N | mps
     grad_clip: Optional[PositiveFloat] = None  # clip the gradients' global L2 norm (null: no clipping)
@@ -95,6 +95,7 @@ class TrainConfig:
     deterministic: bool = False
     tensorboard: bool = True
     pictures_every: NonNegativeInt = 0  # epochs between task pictures (0: only at the end)
+    checkpoint_every_steps: Optional[PositiveInt] = None  # also write last.pt every N steps inside an epoch
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
@@ -120,7 +121,7 @@ class TeacherConfig:
 
 @dataclass
 class TeacherCacheConfig:
-    """The augmentation-aware teacher-output cache (kdvision/engine/teacher_cache.py)."""
+    """The augmentation-aware teacher-output cache (the ``kdvision.cache`` package)."""
 
     views: PositiveInt = 8  # augmented views recorded per training sample
     topk: Optional[PositiveInt] = None  # keep only the k largest logits per view (null: all)
@@ -357,8 +358,11 @@ def coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
             try:
                 return coerce(value, a, key, source)
             except UserError as e:
-                errors.append(e)
-        raise errors[0]
+                errors.append(str(e))
+        if len(errors) == 1:
+            raise UserError(errors[0])
+        lead = f"{source}: '{key}' "  # several alternatives: "must be true or false, ...; or must be one of auto"
+        raise UserError(lead + "; or ".join(e[len(lead):] if e.startswith(lead) else e for e in errors))
     if dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, key, source)
     if origin in (list, tuple) or annotation in (list, tuple):

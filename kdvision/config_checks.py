@@ -124,6 +124,8 @@ FiniteFloat = Annotated[float, Range()]
 Fraction = Annotated[float, Range(ge=0, le=1)]
 Seed = Annotated[int, Range(ge=0, le=MAX_SEED)]
 BatchSize = Annotated[int, Range(ge=1, le=MAX_BATCH)]
+#: a random crop's side in pixels, 0: no crop (the whole image)
+Crop = Annotated[int, Range(ge=0, le=MAX_IMAGE_SIDE)]
 Workers = Annotated[int, Range(ge=0, le=MAX_WORKERS)]
 #: an image side in pixels (crop, resolution, size)
 ImageSide = Annotated[int, Range(ge=1, le=MAX_IMAGE_SIDE)]

@@ -69,8 +69,9 @@ def run_demo(out: str | None = None, epochs_scale: float = 1.0) -> list[dict]:
     if not CONFIGS.is_dir():
         raise UserError(f"demo recipes not found: {CONFIGS} (this kdvision was installed without its recipes)")
     root = Path(out or f"runs/demo-{datetime.now():%Y%m%d-%H%M%S}")
-    if root.exists() and any(root.iterdir()):
-        raise UserError(f"demo folder {root} already exists; choose another --out (nothing was overwritten)")
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        what = "folder" if root.is_dir() else "--out is a file:"
+        raise UserError(f"demo {what} {root} already exists; choose another --out (nothing was overwritten)")
     started = time.perf_counter()
     rows, histories = [], {}
     for label, file in RUNS:

@@ -18,9 +18,11 @@ from kdvision.tasks.base import main_output
 CACHE_FILE = "teacher_cache.safetensors"
 
 
-def cache_path(cfg, run_root: Path) -> Path:
+def cache_path(cfg, run_root: Path, teacher_index: int = 0) -> Path:
+    """Teacher 0's cache file; teacher k > 0 of a multi-teacher method gets ``<stem>.teacher<k><suffix>``."""
     tc = cfg.teacher_cache
-    return Path(tc.path).expanduser() if tc.path else Path(run_root) / CACHE_FILE
+    path = Path(tc.path).expanduser() if tc.path else Path(run_root) / CACHE_FILE
+    return path if teacher_index == 0 else path.with_name(f"{path.stem}.teacher{teacher_index}{path.suffix}")
 
 
 def check_method(cfg, method_class) -> None:
@@ -30,8 +32,8 @@ def check_method(cfg, method_class) -> None:
         raise UserError(f"{cfg.source}: teacher_cache: method '{name}' needs more of the teacher than its final "
                         f"output (features or a live forward), so it cannot use the cache; remove teacher_cache "
                         f"or choose a method that only needs the teacher's logits (e.g. kd)")
-    if len(cfg.all_teachers()) != 1:
-        raise UserError(f"{cfg.source}: teacher_cache stores one teacher's outputs; the config has "
+    if len(cfg.all_teachers()) != 1 and method_class.teachers_required != "many":
+        raise UserError(f"{cfg.source}: teacher_cache: method '{name}' uses one teacher, the config has "
                         f"{len(cfg.all_teachers())} teachers")
 
 
@@ -128,36 +130,46 @@ def attach_teacher_cache(cfg, method, datasets: dict, run_root: Path, device: to
     A cache whose header does not match (teacher weights, data, augmentation, views, topk,
     dtype) is refused with a UserError naming what differs, or rebuilt when
     ``teacher_cache.rebuild`` is true. Under DDP rank 0 checks and builds; the others wait.
+    A multi-teacher method gets one cache per teacher, recorded on the same views, and items whose
+    ``teacher_logits`` stack the teachers ([K, C]).
     """
-    tc = cfg.teacher_cache
     train = datasets["train"]
     check_early(cfg, type(method), train)
-    path = cache_path(cfg, run_root)
     distributed, main = _distributed()
-    expected = expected_header(cfg, method.teacher, train)
+    paths = [cache_path(cfg, run_root, k) for k in range(len(method.teachers))]
+    expected = [expected_header(cfg, teacher, train) for teacher in method.teachers]
     if main:
-        build = not path.exists()
-        if not build:
-            reasons = mismatches(TeacherCache.read_header(path), expected)
-            if reasons and not tc.rebuild:
-                raise UserError(f"teacher_cache.path: {path} does not fit this run: built for {'; '.join(reasons)}. "
-                                f"Delete it, choose another teacher_cache.path, or set teacher_cache.rebuild=true")
-            if reasons:
-                log(f"teacher cache {path} is stale ({'; '.join(reasons)}): rebuilding it")
-            build = bool(reasons)
-        if build:
-            cache = build_cache(method.teacher, train, expected, cfg, device, log)
-            cache.save(path)
-            log(f"teacher cache: {expected['views']} views x {len(train)} samples -> {path} "
-                f"({path.stat().st_size / 2 ** 20:.1f} MiB, {cache.header['built_s']:.1f}s)")
-        else:
-            log(f"teacher cache: replaying {path}")
+        for k, (path, exp) in enumerate(zip(paths, expected)):
+            _check_or_build(cfg, method.teachers[k], train, path, exp, device, log)
     if distributed:
         import torch.distributed as dist
 
         dist.barrier()
-    cache = TeacherCache.load(path)
-    reasons = mismatches(cache.header, expected)
-    if reasons:  # another rank's view of the file, or a file replaced meanwhile
-        raise UserError(f"teacher_cache.path: {path} does not fit this run: built for {'; '.join(reasons)}")
-    return {**datasets, "train": CachedViews(train, cache)}
+    caches = []
+    for path, exp in zip(paths, expected):
+        cache = TeacherCache.load(path)
+        reasons = mismatches(cache.header, exp)
+        if reasons:  # another rank's view of the file, or a file replaced meanwhile
+            raise UserError(f"teacher_cache.path: {path} does not fit this run: built for {'; '.join(reasons)}")
+        caches.append(cache)
+    return {**datasets, "train": CachedViews(train, caches[0] if len(caches) == 1 else caches)}
+
+
+def _check_or_build(cfg, teacher, train, path: Path, expected: dict, device, log) -> None:
+    tc = cfg.teacher_cache
+    build = not path.exists()
+    if not build:
+        reasons = mismatches(TeacherCache.read_header(path), expected)
+        if reasons and not tc.rebuild:
+            raise UserError(f"teacher_cache.path: {path} does not fit this run: built for {'; '.join(reasons)}. "
+                            f"Delete it, choose another teacher_cache.path, or set teacher_cache.rebuild=true")
+        if reasons:
+            log(f"teacher cache {path} is stale ({'; '.join(reasons)}): rebuilding it")
+        build = bool(reasons)
+    if build:
+        cache = build_cache(teacher, train, expected, cfg, device, log)
+        cache.save(path)
+        log(f"teacher cache: {expected['views']} views x {len(train)} samples -> {path} "
+            f"({path.stat().st_size / 2 ** 20:.1f} MiB, {cache.header['built_s']:.1f}s)")
+    else:
+        log(f"teacher cache: replaying {path}")

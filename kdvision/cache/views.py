@@ -80,19 +80,24 @@ class RecordingViews(Dataset):
 class CachedViews(Dataset):
     """The training set as the cache replays it: each item is one recorded view of the sample
     (drawn with Python's ``random``, which the trainer seeds per epoch and per worker) with
-    that view's stored teacher logits in item["teacher_logits"]."""
+    that view's stored teacher logits in item["teacher_logits"]. Given a list of caches (one per
+    teacher, recorded on the same views), item["teacher_logits"] stacks them: [K, C]."""
 
     def __init__(self, dataset, cache):
         self.base = copy.copy(dataset)
         self.replayer = ReplayAugment(dataset.augment) if dataset.augment is not None else None
         self.base.augment = self.replayer
-        self.cache = cache
+        self.caches = list(cache) if isinstance(cache, (list, tuple)) else None
+        self.cache = self.caches[0] if self.caches else cache
+        if self.caches and any(not torch.equal(c.tensors["params"], self.cache.tensors["params"])
+                               for c in self.caches[1:]):
+            raise ValueError("the teachers' caches were recorded on different views")
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getattr__(self, name):  # num_classes, classes, ... of the wrapped dataset
-        if name in ("base", "cache", "replayer"):
+        if name in ("base", "cache", "caches", "replayer"):
             raise AttributeError(name)
         return getattr(self.base, name)
 
@@ -100,7 +105,10 @@ class CachedViews(Dataset):
         if self.replayer is not None:
             self.replayer.params = self.cache.params_of(i, v)
         item = dict(self.base[i])
-        item["teacher_logits"] = self.cache.logits_of(i, v)
+        if self.caches:
+            item["teacher_logits"] = torch.stack([c.logits_of(i, v) for c in self.caches])
+        else:
+            item["teacher_logits"] = self.cache.logits_of(i, v)
         return item
 
     def __getitem__(self, i: int) -> dict:

@@ -5,16 +5,24 @@ which the method's loss-term weight schedules read), asks it for ``(output, {nam
 loss})``, sums the dict, backpropagates, steps the optimisers and logs every term: per epoch,
 ``train/<term>`` is the weighted term's mean (what the total ``train/loss`` sums),
 ``train/raw/<term>`` the unweighted term's and ``train/weight/<term>`` the weight's. It walks
-``train.stages`` (switching the method's parameters at each boundary), evaluates every ``eval_every`` epochs, writes ``last.pt`` each
-epoch and ``best.pt`` on improvement (atomically), and resumes exactly where a run stopped:
-every epoch reseeds all random generators from (seed, epoch), so a run resumed after epoch k
-replays the same augmentations and ends with the same weights as an uninterrupted run.
+``train.stages`` (switching the method's parameters at each boundary), evaluates every
+``eval_every`` epochs, writes ``last.pt`` each epoch (and every ``train.checkpoint_every_steps``
+steps inside one) and ``best.pt`` on improvement (atomically), and resumes exactly where a run
+stopped: every epoch reseeds all random generators from (seed, epoch), and a checkpoint inside an
+epoch holds the generators' states, the step and the running loss sums; resuming re-reads the
+epoch's first batches without training on them (so the sampler and the loader workers'
+augmentation generators land where they were), then restores the states. A resumed run ends
+with the same weights as an uninterrupted one. The run directory is locked while a training
+writes into it (engine/run_lock.py) and opened by engine/run_setup.py.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,12 +33,17 @@ import yaml
 from torch.utils.data import DataLoader
 
 from kdvision import student_metadata
-from kdvision.config import Config, load_config, load_yaml
-from kdvision.engine import build, distributed
-from kdvision.engine.checkpoint import RunDir, load_checkpoint, save_checkpoint, save_safetensors
+from kdvision.engine import build, distributed, rng_state
+from kdvision.engine.checkpoint import RunDir, atomic_write, check_resumable, load_checkpoint, save_checkpoint, \
+    save_safetensors
+from kdvision.engine.run_setup import discard_setup, open_run
+from kdvision.engine.val_check import check_split_files
 from kdvision.engine.cpu_memory import keep_freed_memory
+from kdvision.engine import fast_defaults
 from kdvision.engine.logger import RunLogger, Throughput
 from kdvision.engine.optim import build_optimizer, set_learning_rate
+from kdvision.cache.hint import cache_hint
+from kdvision.data.device_batches import DeviceBatches, use_device_resident
 from kdvision.errors import NonFiniteLossError, UserError
 from kdvision.models import count_parameters
 
@@ -65,6 +78,7 @@ def worker_init(worker_id: int) -> None:
 
 
 def autocast_factory(device: torch.device, precision: str):
+    precision = fast_defaults.choose_precision(precision, device).value  # "auto" -> what this device runs
     if precision == "fp32":
         return contextlib.nullcontext
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]  # choices checked by the config
@@ -117,6 +131,16 @@ def train_step(forward, batch: dict[str, Any], optimizer: torch.optim.Optimizer,
     return tuple(losses), torch.stack([v.detach().float() for v in losses.values()])
 
 
+DIE_AFTER_STEP = "KDVISION_TEST_DIE_AFTER_STEP"  # test hook: SIGKILL this process after step N
+
+
+def _test_hook_die(global_step: int) -> None:
+    """The tests' way to kill a training at a known step, exactly as kill -9 would."""
+    target = os.environ.get(DIE_AFTER_STEP)
+    if target and global_step == int(target):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 class Trainer:
     def __init__(self, cfg: Config, out: str | Path, resume: bool = False, quiet: bool = False):
         self.cfg = cfg
@@ -126,6 +150,10 @@ class Trainer:
         self.dist = distributed.init_from_env(cfg.train.distributed, cfg.train.device)  # DDP under torchrun
         self.rank, self.world_size = self.dist.rank, self.dist.world_size
         self.is_main = self.dist.is_main
+        self.opened = None  # the locked, checked run directory (engine/run_setup.py), on rank 0
+        self.best, self.best_epoch, self.global_step = None, None, 0
+        self.last_saved = None  # (epoch, step) of the last checkpoint written or resumed from
+        self.resume_rng = None  # the generators' states of a checkpoint inside an epoch
 
     # ------------------------------------------------------------------ building
     def _train_recipe(self, recipe: Path, overrides: list[str], target: Path) -> None:
@@ -148,6 +176,8 @@ class Trainer:
         g = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, epoch))
         # a data set may need its own batches (e.g. every weather type in each batch)
         make_batches = getattr(dataset, "train_batch_sampler", None)
+        if train and getattr(self, "device_resident", False):  # kdvision/data/device_batches.py
+            return DeviceBatches(dataset, batch_size, self.device, g)
         if train and self.world_size > 1:  # this rank's shard
             return distributed.train_loader(dataset, batch_size, workers, epoch_seed(self.cfg.seed, epoch), self.dist,
                                             make_batches, self.device.type == "cuda", worker_init)
@@ -164,12 +194,17 @@ class Trainer:
         self.device = distributed.local_device(pick_device(cfg.train.device), self.dist)
         if self.device.type == "cpu":
             keep_freed_memory()  # no page faults on every step (engine/cpu_memory.py)
+        self.choices = fast_defaults.resolve_precision(cfg, self.device)  # train.precision: auto
         self.autocast = autocast_factory(self.device, cfg.train.precision)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         seed_everything(cfg.seed)
         self.task = build.build_task(cfg)
         self.datasets = self.task.datasets()
+        if self.is_main:
+            for split in ("val", "test"):
+                if split in self.datasets and (split == "val" or self.datasets[split] is not self.datasets["val"]):
+                    check_split_files(self.datasets[split], split)
         cls = build.method_class(cfg)
         build.validate_method(cfg, cls, self.task.dataset_info())  # before any teacher recipe trains
         if cfg.teacher_cache is not None:
@@ -179,6 +214,7 @@ class Trainer:
         teachers = build.build_teachers(cfg, self.task, self.run.root, self._train_recipe)
         seed_everything(cfg.seed)
         self.method = build.build_method(cfg, self.task, teachers).to(self.device)
+        fast_defaults.resolve_channels_last(cfg, self.device, self.method.student, self.choices)
         if cfg.train.channels_last:
             self.method.to(memory_format=torch.channels_last)
         if cfg.train.compile_teacher:
@@ -187,6 +223,9 @@ class Trainer:
         if cfg.teacher_cache is not None:  # the training set replays recorded views with their teacher logits
             self.datasets = attach.attach_teacher_cache(cfg, self.method, self.datasets, self.run.root,
                                                         self.device, self.log.line)
+        elif (hint := cache_hint(cfg, cls, self.datasets["train"])) is not None:
+            self.log.line(hint)
+        self.device_resident = use_device_resident(cfg, self.datasets["train"], self.device, self.world_size)
         self.base_params = self.method.params
         first = to_device(next(iter(self._loader(self.datasets["train"], True, 0))), self.device,
                           cfg.train.channels_last)
@@ -203,59 +242,69 @@ class Trainer:
                                             cfg.train.distributed.find_unused_parameters)
 
     # ------------------------------------------------------------------ checkpoints
-    def _state(self, epoch: int, best: float | None, best_epoch: int | None) -> dict:
-        np_state = np.random.get_state()
+    def _state(self, epoch: int, step: int = 0, sums: dict | None = None) -> dict:
+        """Training at position (``epoch`` epochs done, ``step`` batches into the next one)."""
         return {
             "model": self.method.trainable_state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "extra_optimizers": [o.state_dict() for o in self.extra_optimizers],
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "epoch": epoch,
-            "progress": float(epoch),  # training progress in epochs the loss-weight schedules read
-            "best_metric": best,
-            "best_epoch": best_epoch,
+            "step": step,
+            "global_step": self.global_step,
+            # training progress in epochs, which the loss-weight schedules read
+            "progress": float(epoch) + (step / self.steps_in_epoch if step else 0.0),
+            "epoch_sums": {k: [float(v[0]), int(v[1])] for k, v in (sums or {}).items()},
+            "best_metric": self.best,
+            "best_epoch": self.best_epoch,
             "metric": self.task.metric,
-            "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
-                    "numpy": torch.from_numpy(np_state[1].astype(np.int64))},
-            "config": self.cfg.to_dict(),
+            "rng": rng_state.capture(self.device),
+            "config": fast_defaults.as_requested(self.cfg.to_dict(), self.choices),
         }
 
-    def _restore(self) -> tuple[int, float | None, int | None]:
-        state = load_checkpoint(self.run.last)
+    def _save_last(self, epoch: int, step: int = 0, sums: dict | None = None) -> None:
+        rng_per_rank = None
+        if self.world_size > 1 and step:  # inside an epoch every rank's generators matter
+            rng_per_rank = [None] * self.world_size
+            torch.distributed.all_gather_object(rng_per_rank, rng_state.capture(self.device))
+        if self.is_main:
+            state = self._state(epoch, step, sums)
+            if rng_per_rank:
+                state["rng_per_rank"] = rng_per_rank
+            save_checkpoint(state, self.run.last)
+        self.last_saved = (epoch, step)
+
+    def _restore(self) -> tuple[int, int, dict]:
+        """Load last.pt (checked by rank 0 before anything was written); returns (epoch, step, sums)."""
+        state = self.opened.state if self.is_main else load_checkpoint(self.run.last)
+        check_resumable(state, self.run.last)
+        where = self.run.last
         try:
             self.method.load_trainable_state_dict(state["model"])
         except RuntimeError as e:
-            raise UserError(f"--resume: {self.run.last} does not fit this config: {e}") from None
-        self.optimizer.load_state_dict(state["optimizer"])
-        for opt, s in zip(self.extra_optimizers, state.get("extra_optimizers", [])):
-            opt.load_state_dict(s)
-        if self.scaler and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        self.method.set_progress(float(state.get("progress", state["epoch"])))
-        return state["epoch"], state["best_metric"], state["best_epoch"]
+            raise UserError(f"--resume: {where} does not fit this config: {str(e).splitlines()[0]}") from None
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            for opt, s in zip(self.extra_optimizers, state.get("extra_optimizers", [])):
+                opt.load_state_dict(s)
+            if self.scaler and state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+        except (KeyError, ValueError, TypeError) as e:
+            raise UserError(f"--resume: the optimiser state in {where} does not fit this config "
+                            f"({type(e).__name__}: {e})") from None
+        epoch, step = int(state["epoch"]), int(state.get("step", 0))
+        per_rank = state.get("rng_per_rank")
+        self.resume_rng = per_rank[self.rank] if per_rank and len(per_rank) == self.world_size else state["rng"]
+        self.best, self.best_epoch = state.get("best_metric"), state.get("best_epoch")
+        self.global_step = int(state.get("global_step", 0))
+        self.last_saved = (epoch, step)
+        self.method.set_progress(float(state.get("progress", epoch)))
+        return epoch, step, {k: list(v) for k, v in state.get("epoch_sums", {}).items()}
 
     def _write_config(self) -> None:
-        if self.resume:
-            saved = load_yaml(self.run.config) if self.run.config.is_file() else None  # strict: one clear line
-            now = self.cfg.to_dict()
-            if saved is not None:
-                changed = [k for k in now if k != "train" and now[k] != saved.get(k)]
-                if changed:
-                    self.log.line(f"note: resuming with a config whose '{changed[0]}' differs from {self.run.config}")
-        text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
-        self.run.config.write_text(f"# resolved from {self.cfg.source}\n{text}")
-
-    def _discard_empty_run(self) -> None:
-        """A new run that failed before training leaves no folder behind (unless it holds weights)."""
-        if self.resume or not self.is_main or not self.run.root.is_dir():
-            return
-        if any(self.run.root.rglob("*.pt")) or any(self.run.root.rglob("*.safetensors")):
-            return
-        self.log.close()
-        import shutil
-
-        shutil.rmtree(self.run.root, ignore_errors=True)
+        text = yaml.safe_dump(fast_defaults.as_requested(self.cfg.to_dict(), self.choices), sort_keys=False)
+        text = f"# resolved from {self.cfg.source}\n{fast_defaults.config_comment(self.choices)}{text}"
+        atomic_write(self.run.config, lambda f: f.write(text.encode()), file_object=True)
 
     # ------------------------------------------------------------------ the loop
     def stage_at(self, epoch: int):
@@ -274,83 +323,118 @@ class Trainer:
             self.log.line(f"stage {index + 1}/{len(self.cfg.train.stages)}: {stage.name} from epoch {epoch + 1}")
         return index
 
+    def _open(self) -> None:
+        """Rank 0 locks and checks the run directory; every rank learns whether it resumes."""
+        self.opened = None
+        if self.is_main:
+            def say(text: str) -> None:  # notes about the folder itself print even with --quiet
+                print(text, file=sys.stderr, flush=True)
+
+            self.opened = open_run(self.run, self.cfg, self.resume, say)
+            self.resume = self.opened.resume
+        self.resume = distributed.broadcast_object(self.resume, self.dist)
+
     def fit(self) -> dict:
         cfg = self.cfg
-        if self.is_main:
-            self.run.create(self.resume)
-        self.log = RunLogger(self.run.metrics, self.run.tensorboard if cfg.train.tensorboard else None,
-                             enabled=self.is_main, quiet=self.quiet)
+        if cfg.train.checkpoint_every_steps is not None and cfg.train.checkpoint_every_steps < 1:
+            raise UserError(f"{cfg.source}: 'train.checkpoint_every_steps' must be at least 1 (or null), "
+                            f"got {cfg.train.checkpoint_every_steps}")
+        self._open()
         started = time.perf_counter()
+        self.log = None
         try:
+            self.log = RunLogger(self.run.metrics, self.run.tensorboard if cfg.train.tensorboard else None,
+                                 enabled=self.is_main, quiet=self.quiet)
             try:
                 self._build()
+                start_epoch, start_step, sums = self._restore() if self.resume else (0, 0, {})
             except UserError:
-                self._discard_empty_run()
+                if self.is_main:
+                    self.log.close()
+                    discard_setup(self.run, self.opened)
                 raise
             if self.is_main:
                 self._write_config()
-            start_epoch, best, best_epoch = self._restore() if self.resume else (0, None, None)
             if self.resume:
-                self.log.line(f"resuming {self.run.root} after epoch {start_epoch}")
+                at = f"step {start_step} of epoch {start_epoch + 1}" if start_step else f"epoch {start_epoch}"
+                self.log.line(f"resuming {self.run.root} after {at}")
             stage = None
             for epoch in range(start_epoch, cfg.train.epochs):
                 stage = self._apply_stage(epoch, stage)
                 seed_everything(epoch_seed(cfg.seed, epoch) + self.rank)
-                row = self._train_epoch(epoch)
+                resumed_inside = epoch == start_epoch and start_step > 0
+                row = self._train_epoch(epoch, start_step, sums) if resumed_inside else self._train_epoch(epoch)
                 last = epoch + 1 == cfg.train.epochs
+                improved = False
                 if (epoch + 1) % max(cfg.train.eval_every, 1) == 0 or last:
                     metrics = self.evaluate("val")
                     value = metrics[self.task.metric]
-                    improved = best is None or (value > best if self.task.higher_is_better else value < best)
+                    improved = self.best is None or (value > self.best if self.task.higher_is_better
+                                                     else value < self.best)
                     if improved:
-                        best, best_epoch = value, epoch + 1
+                        self.best, self.best_epoch = value, epoch + 1
                     row.update({f"val/{k}": v for k, v in metrics.items()})
-                    row[f"best/{self.task.metric}"] = best
-                    if improved and self.is_main:
-                        save_checkpoint(self._state(epoch + 1, best, best_epoch), self.run.best)
+                    row[f"best/{self.task.metric}"] = self.best
+                if self.is_main and cfg.train.pictures_every and (epoch + 1) % cfg.train.pictures_every == 0:
+                    self._pictures(epoch + 1)
+                if not last:  # the generators the next epoch starts with: what last.pt records
+                    seed_everything(epoch_seed(cfg.seed, epoch + 1) + self.rank)
+                if improved and self.is_main:
+                    save_checkpoint(self._state(epoch + 1), self.run.best)
+                self._save_last(epoch + 1)
                 if self.is_main:
-                    save_checkpoint(self._state(epoch + 1, best, best_epoch), self.run.last)
                     self.log.record(row)
                     self.log.scalars({k: v for k, v in row.items() if isinstance(v, (int, float)) and k != "epoch"},
                                      epoch + 1)
                     self.log.line(self._epoch_line(row))
-                    if cfg.train.pictures_every and (epoch + 1) % cfg.train.pictures_every == 0:
-                        self._pictures(epoch + 1)
-            summary = self._finish(best, best_epoch, time.perf_counter() - started)
+            summary = self._finish(self.best, self.best_epoch, time.perf_counter() - started)
             distributed.barrier(self.dist)  # ranks leave together (rank 0 may still be writing)
         except Exception as e:
             distributed.raise_if_lost_rank(e, self.dist)  # a dead or hung rank: one clear line
             raise
         finally:
-            self.log.close()
+            if self.log is not None:
+                self.log.close()
+            if self.opened is not None:
+                self.opened.lock.release()
         return summary
 
-    def _train_epoch(self, epoch: int) -> dict:
+    def _train_epoch(self, epoch: int, skip: int = 0, sums: dict | None = None) -> dict:
+        """Train one epoch; ``skip`` batches of it were trained before a mid-epoch checkpoint,
+        whose running loss ``sums`` continue."""
         cfg, method = self.cfg, self.method
         loader = self._loader(self.datasets["train"], True, epoch)
         steps = len(loader)
         if cfg.train.max_steps_per_epoch:
             steps = min(steps, cfg.train.max_steps_per_epoch)
+        self.steps_in_epoch = steps
         method.train()
         bar = self.log.progress(steps, f"epoch {epoch + 1}/{cfg.train.epochs}")
         speed = Throughput()
-        sums: dict[str, torch.Tensor] = {}
+        sums = sums if sums is not None else {}
         pending: list[tuple[int, tuple[str, ...], torch.Tensor]] = []
         lr = 0.0
         log_every = max(cfg.train.log_every, 1)
-        for step, batch in enumerate(loader):
-            if step >= steps:
-                break
+        every = cfg.train.checkpoint_every_steps
+        batches = iter(loader)
+        for _ in range(skip):  # read, not trained: the loader workers' generators advance as they did
+            next(batches)
+            bar.update(1)
+        if skip:
+            rng_state.restore(self.resume_rng, self.device)
+        for step in range(skip, steps):
+            batch = next(batches)
             lr = set_learning_rate(self.optimizer, cfg.train, epoch, step, steps)
             method.set_progress(epoch + step / steps)
             batch = to_device(batch, self.device, cfg.train.channels_last)
             names, values = train_step(self.step_module, batch, self.optimizer, self.extra_optimizers,
                                        self.autocast, self.scaler, cfg.train.grad_clip, cfg.train.grad_clip_value)
+            self.global_step += 1
             # no host-device sync here: loss values are checked and logged every log_every steps
-            pending.append((epoch * steps + step + 1, names, values))
+            pending.append((self.global_step, names, values))
             raw = method.raw_terms
             if raw:
-                pending.append((epoch * steps + step + 1, tuple(f"raw/{k}" for k in raw),
+                pending.append((self.global_step, tuple(f"raw/{k}" for k in raw),
                                 torch.stack([v.float() for v in raw.values()])))
             terms = list(raw or names) + [k for k in method.loss_weights if k not in raw]
             for k, w in method.current_weights(terms).items():  # host floats: no device sync
@@ -362,7 +446,13 @@ class Trainer:
                 self._flush(pending, sums)
                 pending = []
                 bar.set_postfix_str(f"loss {self._mean(sums, 'loss'):.4f} {speed.rate:.0f} img/s")
+            if every and self.global_step % every == 0 and step + 1 < steps:
+                self._flush(pending, sums)  # never a checkpoint of weights that a NaN already reached
+                pending = []
+                self._save_last(epoch, step + 1, sums)
+            _test_hook_die(self.global_step)
             bar.update(1)
+        del batches
         bar.close()
         rate = distributed.reduce_epoch(sums, speed.rate, self.dist)  # sums over ranks under DDP
         row = {"epoch": epoch + 1, "lr": lr, "train/images_per_s": round(rate, 1),
@@ -389,11 +479,20 @@ class Trainer:
                 bad = values[row, col].item()
                 raise NonFiniteLossError(
                     f"loss term '{names[col]}' became {bad} at step {items[row][0]}; training stopped, "
-                    f"the last good checkpoint is kept in {self.run.root / 'checkpoints'}")
+                    f"{self._kept()}")
             for i, name in enumerate(names):
                 self._add(sums, name, values[:, i])
             if not names[0].startswith("raw/"):  # the unweighted values are logged, not summed
                 self._add(sums, "loss", values.sum(dim=1))
+
+    def _kept(self) -> str:
+        """What a stopped run leaves, truthfully."""
+        if self.last_saved is None:
+            return (f"before its first checkpoint: nothing was saved; the same command starts {self.run.root} "
+                    f"again from scratch")
+        epoch, step = self.last_saved
+        at = f"step {step} of epoch {epoch + 1}" if step else f"epoch {epoch}"
+        return f"the last good checkpoint {self.run.last} (after {at}) is kept; --resume continues from it"
 
     @staticmethod
     def _add(sums: dict, name: str, values: torch.Tensor) -> None:
@@ -462,6 +561,7 @@ class Trainer:
             "student_parameters": count_parameters(self.method.student),
             "wall_s": round(wall, 2),
             "device": str(self.device),
+            **fast_defaults.summary_fields(self.choices),  # what train.precision/channels_last: auto chose
         }
         if replicas:
             summary["ddp"] = {"world_size": self.world_size, "backend": self.dist.backend,

@@ -18,6 +18,7 @@ class ClassificationTask(Task):
     loss_terms = ("ce",)  # the names ``loss`` returns (``method.weights`` keys)
 
     metric = "acc"
+    metric_unit = "%"
     target_kind = (1, False, "one class label per image")
 
     def loss(self, output: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

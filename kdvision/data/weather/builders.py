@@ -1,8 +1,9 @@
 """Data set builders for multi-weather data on disk: "weather_mix" and "allweather".
 
-``weather_mix`` combines several folders, each read with one of the layouts of
-``kdvision.data.weather.layouts`` and labelled with a weather type, e.g. the paper's
-setting 1::
+``weather_mix`` combines several folders, each read with a registered layout (those of
+``kdvision.data.weather.layouts`` and ``kdvision.data.restoration.paired_layouts``, ``pattern``
+included: its ``input`` and ``target`` templates are keys of the source) and labelled with a
+weather type, e.g. the paper's setting 1::
 
     data:
       name: weather_mix
@@ -23,10 +24,11 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from kdvision.config_checks import ImageSide, PositiveInt
+from kdvision.config_checks import Crop, PositiveInt
 from kdvision.data.restoration.paired_dataset import check_pairs, split_pairs
 from kdvision.data.restoration.paired_transforms import PairedTransform
-from kdvision.data.weather.layouts import LAYOUTS, allweather_pairs
+from kdvision.data.restoration.paired_layouts import get_layout
+from kdvision.data.weather.layouts import allweather_pairs
 from kdvision.data.weather.mixed import Sampling, WeatherPairDataset
 from kdvision.errors import UserError
 from kdvision.registry import DATASETS
@@ -51,9 +53,7 @@ def _domain_order(found: list[str], domains: Optional[list], where: str) -> list
 
 def _finish(train, test, domains_opt, crop, repeat, flips, transposes, cache, where,
             sampling: str = "official_uniform") -> dict:
-    """train/test: lists of (Pair, weather name) -> the datasets."""
-    if crop < 0 or repeat < 1:
-        raise UserError(f"data.crop must be >= 0 and data.repeat >= 1 (got {crop}, {repeat})")
+    """train/test: lists of (Pair, weather name) -> the datasets (crop and repeat checked by the config)."""
     domains = _domain_order([d for _, d in train], domains_opt, where)
     test_missing = [d for d in {d for _, d in test} if d not in domains]
     if test_missing:
@@ -70,7 +70,7 @@ def _finish(train, test, domains_opt, crop, repeat, flips, transposes, cache, wh
 
 
 @DATASETS.register("weather_mix")
-def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: ImageSide = 224,
+def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: Crop = 224,
                 repeat: PositiveInt = 1, flips: bool = True, transposes: bool = False, cache: bool = False,
                 sampling: Sampling = "official_uniform") -> dict:
     """Several weather folders, each {layout, root, domain, test_root | test_count}, mixed.
@@ -82,21 +82,16 @@ def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: 
         where = f"data.sources[{i}]"
         if not isinstance(src, dict):
             raise UserError(f"{where} must be a mapping with layout, root and domain")
-        unknown = [k for k in src if k not in SOURCE_KEYS]
-        if unknown:
-            raise UserError(f"unknown key '{where}.{unknown[0]}' (known here: {', '.join(SOURCE_KEYS)})")
-        layout = src.get("layout")
-        if layout not in LAYOUTS:
-            raise UserError(f"{where}.layout '{layout}' is not one of {', '.join(sorted(LAYOUTS))}")
-        read, default_domain = LAYOUTS[layout]
-        domain = src.get("domain", default_domain)
+        layout = get_layout(src.get("layout"), f"{where}.layout")
+        options = {k: v for k, v in src.items() if k not in SOURCE_KEYS}
+        domain = src.get("domain", layout.domain)
         if not domain:
-            raise UserError(f"{where}.domain is missing (the weather type of the '{layout}' folder)")
+            raise UserError(f"{where}.domain is missing (the weather type of the '{layout.name}' folder)")
         if "root" not in src:
             raise UserError(f"{where}.root is missing")
-        pairs = read(src["root"])
+        pairs = layout.pairs(src["root"], options, where, SOURCE_KEYS)
         if src.get("test_root"):
-            held = read(src["test_root"])
+            held = layout.pairs(src["test_root"], options, where, SOURCE_KEYS)
         else:
             pairs, held = split_pairs(pairs, None, int(src.get("test_count", 0)), str(src["root"]))
         train += [(p, str(domain)) for p in pairs]
@@ -134,7 +129,7 @@ def _labelled(root: str, lists: dict | None, combined: str, patterns: dict | Non
 @DATASETS.register("allweather")
 def allweather(seed: int, root: str, train_list: str = "", train_lists: Optional[dict] = None,
                domain_patterns: Optional[dict] = None, test_root: str = "", test_lists: Optional[dict] = None,
-               domains: Optional[list] = None, crop: ImageSide = 224, repeat: PositiveInt = 1, flips: bool = True,
+               domains: Optional[list] = None, crop: Crop = 224, repeat: PositiveInt = 1, flips: bool = True,
                transposes: bool = False, cache: bool = False, sampling: Sampling = "official_uniform") -> dict:
     """Allweather (TransWeather): list files of input paths; ground truth = "input" -> "gt".
     ``sampling``: the training epoch, "official_uniform" or "all" (``kdvision.data.weather.mixed``)."""

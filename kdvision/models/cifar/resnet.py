@@ -12,6 +12,9 @@ Taps (``model.stages``): "layer1", "layer2", "layer3" are the post-ReLU stage ou
 "relu" is the stem output (its f0). "layer3" is ``model.feature_tap``. The pre-ReLU sum of
 block i of a stage is the input of "layerK.i.relu" on its last call; every ReLU of a block
 is its ``relu`` module, so a hook on "layerK.i.relu" records the block output.
+``model.preact_stages`` are those pre-ReLU stage outputs ("layerK.<last>.relu:input", the
+benchmark's preact_feats f1..f3) and ``model.bn_before_relu`` the BN feeding each
+("layerK.<last>.bn2", its get_bn_before_relu), for OFD and ReviewKD.
 
 Differences that change no result at 32x32: no in-place operations (so that every tapped
 output stays what the module returned), and adaptive average pooling instead of a fixed
@@ -74,6 +77,9 @@ class CifarResNet(nn.Module):
         self.stages = ["layer1", "layer2", "layer3"]
         self.stage_channels = list(widths[1:])
         self.feature_tap = "layer3"
+        last = blocks - 1
+        self.preact_stages = [f"layer{k}.{last}.relu:input" for k in (1, 2, 3)]
+        self.bn_before_relu = [f"layer{k}.{last}.bn2" for k in (1, 2, 3)]
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -1,0 +1,147 @@
+"""Contrastive representation distillation (Tian, Krishnan & Isola, ICLR 2020).
+
+    L = w_ce * CE + w_crd * (L_NCE(student anchor) + L_NCE(teacher anchor))     (Eq. 18-19)
+
+The pooled features the classifiers read go through linear embeddings (to 128-d, L2-normalised;
+the teacher's embedding trains too, the teacher does not), and each sample is contrasted against
+N negatives held in a memory bank of every training sample's embedding (``kdvision.losses.crd``).
+The method owns its bank (buffers: checkpointed with it, never exported) and reads each sample's
+data-set index from ``batch["index"]``; the trainer knows nothing of it. Defaults of the official
+code (HobbitLong/RepDistiller ``train_student.py`` / mdistiller ``engine/cfg.py``): N = 16384,
+tau = 0.07, momentum 0.5, weight 0.8, CE 1, negatives drawn from the other classes ("exact"
+mode; ``negatives: relax`` draws from all samples).
+
+Under DDP each rank updates its own bank from its own shard (the official code runs on one GPU).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdvision.errors import UserError
+from kdvision.losses.crd import ContrastMemory, nce_loss
+from kdvision.methods.base import Method
+from kdvision.methods.pooled_feature import pooled_feature_tap
+from kdvision.registry import METHODS
+from kdvision.taps import FeatureTaps
+
+NEGATIVE_MODES = ("exact", "relax")
+
+
+def dataset_labels(dataset) -> torch.Tensor:
+    """Every training sample's class, in data-set index order."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None and hasattr(dataset, "samples"):
+        labels = [label for _, label in dataset.samples]
+    if labels is None:
+        raise UserError(f"method crd: the training set ({type(dataset).__name__}) does not list its labels "
+                        f"('labels' or 'samples'), which CRD's memory bank needs")
+    return torch.as_tensor(labels, dtype=torch.long)
+
+
+class Embed(nn.Module):
+    """Linear projection to the contrast space, L2-normalised (RepDistiller ``crd/criterion.py`` Embed)."""
+
+    def __init__(self, dim_in: int, dim_out: int):
+        super().__init__()
+        self.linear = nn.Linear(dim_in, dim_out)
+
+    def forward(self, x):
+        return F.normalize(self.linear(x.flatten(1).float()), dim=1)
+
+
+class NegativeSampler(nn.Module):
+    """Draws N negatives per sample: uniformly from the other classes ("exact") or from all ("relax")."""
+
+    def __init__(self, labels: torch.Tensor, mode: str):
+        super().__init__()
+        self.mode = mode
+        order = torch.argsort(labels, stable=True)
+        counts = torch.bincount(labels)
+        self.register_buffer("order", order, persistent=False)
+        self.register_buffer("labels", labels, persistent=False)
+        self.register_buffer("start", torch.cumsum(counts, 0) - counts, persistent=False)
+        self.register_buffer("count", counts, persistent=False)
+
+    def forward(self, index: torch.Tensor, k: int) -> torch.Tensor:
+        n = self.labels.numel()
+        if self.mode == "relax":
+            neg = torch.randint(0, n, (index.numel(), k), device=index.device)
+        else:
+            cls = self.labels[index]
+            size, start = self.count[cls].unsqueeze(1), self.start[cls].unsqueeze(1)
+            r = (torch.rand(index.numel(), k, device=index.device) * (n - size)).long()
+            neg = self.order[r + size * (r >= start)]  # skip the anchor's own class block
+        return torch.cat([index.unsqueeze(1), neg], dim=1)
+
+
+@METHODS.register("crd")
+class CRD(Method):
+    """CE + 0.8 * symmetric NCE against a memory bank of 16384 negatives (official defaults)."""
+
+    @dataclass
+    class Params:
+        student_tap: str = ""  # default: the input of the student's last nn.Linear
+        teacher_tap: str = ""
+        feat_dim: int = 128
+        num_negatives: int = 16384
+        temperature: float = 0.07
+        momentum: float = 0.5
+        negatives: str = "exact"
+
+        def __post_init__(self):
+            if self.negatives not in NEGATIVE_MODES:
+                raise UserError(f"method.negatives must be one of {', '.join(NEGATIVE_MODES)}; got '{self.negatives}'")
+            if self.num_negatives < 1 or self.feat_dim < 1:
+                raise UserError("method.num_negatives and method.feat_dim must be >= 1")
+            if not (self.temperature > 0 and 0 <= self.momentum < 1):
+                raise UserError("method.temperature must be > 0 and method.momentum in [0, 1)")
+
+    teachers_required = "one"
+    default_weights = {"ce": 1.0, "crd": 0.8}
+
+    def __init__(self, student, teachers, task, params, teacher_domains=None):
+        super().__init__(student, teachers, task, params, teacher_domains)
+        self.student_taps = FeatureTaps(student, [pooled_feature_tap(student, params.student_tap, "student")], "student")
+        self.teacher_taps = FeatureTaps(self.teacher, [pooled_feature_tap(self.teacher, params.teacher_tap, "teacher")],
+                                        "teacher")
+        labels = dataset_labels(task.datasets()["train"])
+        self.sampler = NegativeSampler(labels, params.negatives)
+        self.n_data = labels.numel()
+
+    @torch.no_grad()
+    def setup(self, batch):
+        x = batch["input"]
+        was_training = self.student.training
+        self.student.eval()  # shapes only: no BN statistics from this pass
+        self.student(x)
+        self.student.train(was_training)
+        self.run_teacher(x)
+        (fs,), (ft,) = self.student_taps.take(), self.teacher_taps.take()
+        dim = self.params.feat_dim
+        device = x.device
+        self.embed_student = Embed(fs.flatten(1).shape[1], dim).to(device)
+        self.embed_teacher = Embed(ft.flatten(1).shape[1], dim).to(device)
+        self.memory = ContrastMemory(dim, self.n_data, self.params.temperature, self.params.momentum).to(device)
+
+    def compute(self, batch):
+        out = self.student(batch["input"])
+        (fs,) = self.student_taps.take()
+        losses = dict(self.task.loss(out, batch))
+        if self.active("crd"):
+            self.run_teacher(batch["input"])
+            (ft,) = self.teacher_taps.take()
+            index = batch.get("index")
+            if index is None:
+                raise UserError("method crd: the training batches carry no 'index' (the sample's position in the "
+                                "data set), which the memory bank needs")
+            index = torch.as_tensor(index, device=fs.device)
+            es, et = self.embed_student(fs), self.embed_teacher(ft)
+            contrast = self.sampler(index, self.params.num_negatives)
+            out_s, out_t = self.memory.scores(es, et, contrast)
+            losses["crd"] = nce_loss(out_s, self.n_data) + nce_loss(out_t, self.n_data)
+            self.memory.update(es, et, index)
+        return out, losses
