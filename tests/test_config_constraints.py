@@ -64,7 +64,7 @@ def test_method_parameter_range_through_the_cli(tmp_path):
     ("train.epochs=-1", "'train.epochs' must be an integer >= 1 (got -1)"),
     ("train.eval_every=0", "'train.eval_every' must be an integer >= 1 (got 0)"),
     ("train.log_every=0", "'train.log_every' must be an integer >= 1 (got 0)"),
-    ("train.precision=fp64", "'train.precision' must be one of fp32, bf16, fp16 (got 'fp64')"),
+    ("train.precision=fp64", "'train.precision' must be one of auto, fp32, bf16, fp16 (got 'fp64')"),
     ("train.schedule.name=cos", "'train.schedule.name' must be one of multistep, step, cosine, poly, constant"),
     ("train.schedule.by=batch", "'train.schedule.by' must be one of epoch, step (got 'batch')"),
     ("train.schedule.milestones=[5,-1]", "'train.schedule.milestones[1]' must be an integer >= 0 (got -1)"),

@@ -100,11 +100,18 @@ def test_scalar_shaped_config_is_refused(tmp_path, text):
         load_yaml(tmp_path / "s.yaml")
 
 
-def test_a_list_shaped_run_config_on_resume_is_one_line(tmp_path):
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "checkpoints" / "last.pt").write_bytes(b"not read: the config is checked first")
-    (run / "config.yaml").write_text("- a\n- b\n")
-    result = run_cli("train", str(write_yaml(tmp_path / "c.yaml", TINY_DIGITS)), "--out", str(run), "--resume")
-    one_line_error(result, str(run / "config.yaml"), "the top level must be a mapping of keys, not a list")
-    assert (run / "config.yaml").read_text() == "- a\n- b\n"  # left as it was
+@pytest.mark.parametrize("text, fragment", [
+    ("- a\n- b\n", "the top level must be a mapping of keys, not a list"),
+    ("seed: 0\nseed: 1\n", "malformed YAML: duplicate key 'seed' (first at line 1)"),
+    ("seed: caf\xe9\n", "not UTF-8 text"),
+])
+def test_a_damaged_run_config_is_read_as_strictly_as_any_config(tmp_path, text, fragment):
+    """--resume reads the run's config.yaml through the same reader (engine/resume_check.py)."""
+    from kdvision.engine.resume_check import read_run_config
+
+    path = tmp_path / "config.yaml"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(UserError) as e:
+        read_run_config(path)
+    assert str(e.value).startswith(f"--resume: the run's {path}") and fragment in str(e.value), str(e.value)
+    assert str(e.value).endswith("nothing was changed")

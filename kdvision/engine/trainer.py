@@ -33,6 +33,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from kdvision import student_metadata
+from kdvision.config import Config, load_config
 from kdvision.engine import build, distributed, rng_state
 from kdvision.engine.checkpoint import RunDir, atomic_write, check_resumable, load_checkpoint, save_checkpoint, \
     save_safetensors

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from kdvision.config import Config, call_with_config
+from kdvision.errors import UserError
 import kdvision.data  # noqa: F401  (registers the data sets)
 import kdvision.models  # noqa: F401  (registers the models)
 from kdvision.registry import DATASETS
