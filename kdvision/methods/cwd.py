@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
+from kdvision.config_checks import PositiveFloat
 from kdvision.errors import UserError
 from kdvision.losses.channel_wise import cwd_loss
 from kdvision.methods.base import Method
@@ -28,7 +29,7 @@ class CWD(Method):
 
     @dataclass
     class Params:
-        temperature: float = 1.0
+        temperature: PositiveFloat = 1.0
         student_tap: str = "classifier"
         teacher_tap: str = "classifier"
 

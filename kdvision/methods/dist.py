@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kdvision.config_checks import PositiveFloat
 from kdvision.errors import UserError
 from kdvision.losses.dist import dist_terms
 from kdvision.methods.base import Method
@@ -25,7 +26,7 @@ class DIST(Method):
 
     @dataclass
     class Params:
-        temperature: float = 4.0
+        temperature: PositiveFloat = 4.0
 
         def __post_init__(self):
             if not self.temperature > 0:

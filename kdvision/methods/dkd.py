@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kdvision.config_checks import PositiveFloat
 from kdvision.errors import UserError
 from kdvision.losses.dkd import dkd_terms
 from kdvision.losses.logit_standardization import standardize_logits
@@ -33,7 +34,7 @@ class DKD(Method):
 
     @dataclass
     class Params:
-        temperature: float = 4.0
+        temperature: PositiveFloat = 4.0
         standardize: bool = False
 
         def __post_init__(self):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdvision.config import coerce
-from kdvision.config_checks import NonNegativeFloat, check_choice
+from kdvision.config_checks import FiniteFloat, NonNegativeFloat, check_choice
 from kdvision.errors import UserError
 
 SCHEDULES = ("sigmoid_ramp", "linear", "step")
@@ -78,9 +78,10 @@ class Weight:
         return self.value if self.schedule is None else {"schedule": self.schedule, **dict(self.options)}
 
 
-def _number(value: Any, key: str, source: str) -> float:
-    """Weights, epochs and milestones are all finite numbers >= 0 (the config's own rule)."""
-    return coerce(value, NonNegativeFloat, key, source)
+def _number(value: Any, key: str, source: str, kind=NonNegativeFloat) -> float:
+    """Weights, epochs and milestones are finite numbers >= 0 (the config's own rule); a start
+    epoch is any finite number (DKD's recipes start at -1)."""
+    return coerce(value, kind, key, source)
 
 
 def parse_weight(value: Any, key: str, source: str = "config") -> Weight:
@@ -113,7 +114,7 @@ def parse_weight(value: Any, key: str, source: str = "config") -> Weight:
         opts["epochs"] = _number(value["epochs"], f"{key}.epochs", source)
         opts["to"] = _number(value["to"], f"{key}.to", source)
         opts["from"] = _number(value.get("from", 0.0), f"{key}.from", source)
-        opts["start_epoch"] = _number(value.get("start_epoch", 0), f"{key}.start_epoch", source)
+        opts["start_epoch"] = _number(value.get("start_epoch", 0), f"{key}.start_epoch", source, FiniteFloat)
     return Weight(schedule=name, options=tuple(sorted(opts.items())))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kdvision.config_checks import PositiveFloat
 from kdvision.errors import UserError
 from kdvision.losses.multi_teacher import multi_teacher_kd_loss
 from kdvision.methods.base import Method
@@ -29,7 +30,7 @@ class MultiTeacherKD(Method):
 
     @dataclass
     class Params:
-        temperature: float = 4.0
+        temperature: PositiveFloat = 4.0
         weighting: str = "average"
 
         def __post_init__(self):
