@@ -20,8 +20,9 @@ class CETask:
     def loss(self, output, batch):
         return {"ce": F.cross_entropy(output, batch["target"])}
 
-    def datasets(self):
-        return {"train": type("Train", (), {"labels": torch.arange(40) % 10})()}
+
+#: the training-data facts a method's setup reads (CRD: every sample's class)
+INFO = {"labels": torch.arange(40) % 10, "num_samples": 40}
 
 
 def pair(seed=0):
@@ -41,7 +42,7 @@ def build(name, teachers=1, **params):
     extra = [create("resnet8x4", num_classes=10) for _ in range(teachers - 1)]
     method = cls(student, [teacher] + extra, CETask(), cls.Params(**params))
     b = batch()
-    method.setup(b)
+    method.setup(b, INFO)
     method.train()
     return method, b
 
@@ -146,10 +147,9 @@ def test_ofd_margins_come_from_the_teachers_bn_and_the_teacher_runs_in_train_mod
 
 def test_reviewkd_fuses_to_the_teachers_levels():
     method, b = build("reviewkd")
-    method.student(b["input"])
-    fused = method.fuse(method.student_taps.take())
-    method.run_teacher(b["input"])
-    teacher = method.teacher_taps.take()
+    _, student_features = method.student_taps.run(method.student, b["input"])
+    fused = method.fuse(student_features)
+    _, teacher = method.teacher_taps.run(method.run_teacher, b["input"])
     assert [f.shape[1:] for f in fused] == [torch.Size(t.shape[1:]) if t.dim() == 4 else
                                           torch.Size([t.shape[1], 1, 1]) for t in teacher]
     _, raw = method.compute(b)
@@ -202,3 +202,10 @@ def test_cwd_on_the_segmentation_classifier_maps():
     _, raw = method.compute(b)
     assert raw["cwd"].item() > 0 and method.weight("cwd") == 5.0
     assert_routing(method, b)
+
+
+def test_crd_needs_the_training_labels_from_setup_info():
+    student, teacher = pair()
+    method = METHODS.get("crd")(student, [teacher], CETask())
+    with pytest.raises(Exception, match=r"info\['labels'\]"):
+        method.setup(batch(), {"num_samples": 40})

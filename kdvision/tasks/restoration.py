@@ -27,7 +27,8 @@ from kdvision.losses.restoration import l1, lab_mse, laplacian_pyramid_l1
 from kdvision.metrics.restoration import COLOURS, psnr_per_image, ssim_per_image
 from kdvision.models.restoration.inference import restore
 from kdvision.registry import TASKS
-from kdvision.tasks.base import Task, main_output
+from kdvision.outputs import main_output
+from kdvision.tasks.base import Task
 
 
 @dataclass
