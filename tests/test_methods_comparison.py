@@ -162,7 +162,7 @@ def test_crd_contrasts_against_other_classes_and_updates_only_the_batchs_rows():
     method, b = build("crd", num_negatives=16)
     before = method.memory.student_bank.clone()
     contrast = method.sampler(b["index"], 200)
-    labels = CETask().datasets()["train"].labels
+    labels = INFO["labels"]
     assert torch.equal(contrast[:, 0], b["index"])
     assert (labels[contrast[:, 1:]] != labels[b["index"]].unsqueeze(1)).all()  # "exact": other classes only
     _, raw = method.compute(b)
