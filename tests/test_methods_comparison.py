@@ -209,3 +209,15 @@ def test_crd_needs_the_training_labels_from_setup_info():
     method = METHODS.get("crd")(student, [teacher], CETask())
     with pytest.raises(Exception, match=r"info\['labels'\]"):
         method.setup(batch(), {"num_samples": 40})
+
+
+@pytest.mark.parametrize("name", ["at", "fitnet", "sp", "nst", "vid", "ofd", "rkd", "pkt", "crd", "reviewkd"])
+def test_taps_hook_the_models_only_inside_the_training_step(name):
+    method, b = build(name)
+    seen = []
+    for model in (method.student, method.teacher):
+        model.register_forward_pre_hook(lambda m, args: seen.append(sum(len(x._forward_hooks) for x in m.modules())))
+    method(b)
+    assert seen[0] > 0 and seen[1] > 0  # the step records both networks' features ...
+    hooks = sum(len(x._forward_hooks) for model in (method.student, method.teacher) for x in model.modules())
+    assert hooks == 0  # ... and nothing stays on them for evaluation, export or timing
