@@ -104,3 +104,17 @@ def test_cache_and_evaluate_do_not_import_the_trainer():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_task_method_info_holds_the_facts_methods_read():
+    from kdvision.config import config_from_dict
+    from kdvision.tasks import TASKS
+
+    cfg = config_from_dict({"data": {"name": "digits"}, "student": {"name": "resnet8"},
+                            "method": {"name": "student"}}, "test.yaml")
+    task = TASKS.get("classification")(cfg)
+    info = task.method_info()
+    train = task.datasets()["train"]
+    assert info["num_samples"] == len(train) and info["data_name"] == "digits" and info["num_classes"] == 10
+    assert [int(info["labels"][i]) for i in (0, 7, len(train) - 1)] == \
+        [int(train[i]["target"]) for i in (0, 7, len(train) - 1)]
