@@ -105,7 +105,10 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "methods": cmd_methods, "recip
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from kdvision import __version__
+
     p = argparse.ArgumentParser(prog="kdvision", description="Knowledge distillation for computer vision.")
+    p.add_argument("--version", action="version", version=f"kdvision {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train what a YAML config (or a packaged recipe, by name) describes")
@@ -139,18 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Commands that live beside their subsystem (infer, export, profile, bench)."""
-    import importlib
+    from kdvision.commands import bench, export, infer, profile
 
-    found = []
-    for module in ("kdvision.commands.infer", "kdvision.commands.export", "kdvision.commands.bench"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as e:
-            if e.name != module:
-                raise
-            continue
-        found.append(mod.add_parser)
-    return found
+    return [infer.add_parser, export.add_parser, profile.add_parser, bench.add_parser]
 
 
 def one_line(message: str) -> str:
@@ -194,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kdvision: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a reader that stopped (kdvision recipes | head)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

@@ -80,8 +80,8 @@ class TrainConfig:
     stages: list[StageConfig] = field(default_factory=list)
     eval_every: int = 1
     log_every: int = 20
-    precision: str = "fp32"  # fp32 | bf16 | fp16
-    channels_last: bool = False
+    precision: typing.Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: engine/fast_defaults.py
+    channels_last: Union[bool, typing.Literal["auto"]] = "auto"  # auto: engine/fast_defaults.py
     compile_teacher: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     grad_clip: Optional[float] = None  # clip the gradients' global L2 norm
@@ -116,7 +116,7 @@ class TeacherConfig:
 
 @dataclass
 class TeacherCacheConfig:
-    """The augmentation-aware teacher-output cache (kdvision/engine/teacher_cache.py)."""
+    """The augmentation-aware teacher-output cache (the ``kdvision.cache`` package)."""
 
     views: int = 8  # augmented views recorded per training sample
     topk: Optional[int] = None  # keep only the k largest logits per view (null: all)

@@ -14,7 +14,6 @@ the file (ONNX metadata_props, safetensors metadata, TorchScript extra file "kdv
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import warnings
 from pathlib import Path
@@ -59,22 +58,16 @@ def create_student(cfg, task, weights: dict[str, torch.Tensor] | None = None,
     """The student architecture of ``cfg``. Facts it takes from the data set (num_classes, ...)
     come from the data when it is at hand, else num_classes is ``num_classes`` (what the trainer
     stored in student.safetensors) or read off the weights."""
-    from kdvision.registry import MODELS
+    from kdvision.model_build import build_model, build_model_for_weights
 
     try:
         return task.create_model(cfg.student, "student")
     except UserError:
         if weights is None:
             raise
-    builder = MODELS.get(cfg.student["name"], where="student.name")
-    options = {k: v for k, v in cfg.student.items() if k != "name"}
-    if "num_classes" in inspect.signature(builder).parameters and "num_classes" not in options:
-        matrices = [v for v in weights.values() if v.dim() == 2]
-        if num_classes:
-            options["num_classes"] = num_classes
-        elif matrices:
-            options["num_classes"] = int(matrices[-1].shape[0])
-    return builder(**options)
+    if num_classes:
+        return build_model(cfg.student, "student", cfg.source, cfg.task, {"num_classes": num_classes})
+    return build_model_for_weights(cfg.student, "student", cfg.source, cfg.task, weights)
 
 
 def input_shape(task, given: tuple[int, ...] | None) -> tuple[int, ...]:

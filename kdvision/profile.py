@@ -54,11 +54,9 @@ def create_model(task, spec: dict, where: str, data_available: bool) -> nn.Modul
     (e.g. num_classes) unless the spec sets them."""
     if data_available:
         return task.create_model(spec, where)
-    from kdvision.config import call_with_config
-    from kdvision.registry import MODELS
+    from kdvision.model_build import build_model
 
-    builder = MODELS.get(spec["name"], where=f"{where}.name")
-    return call_with_config(builder, {k: v for k, v in spec.items() if k != "name"}, where, task.cfg.source)
+    return build_model(spec, where, task.cfg.source, task.cfg.task)
 
 
 def config_models(cfg, task, data_available: bool = True) -> list[tuple[str, str, nn.Module]]:
@@ -93,9 +91,10 @@ def human(n: float) -> str:
 
 def table(rows: list[dict], batch: int) -> list[str]:
     key = f"latency_ms_batch{batch}"
-    lines = [f"{'role':18s} {'model':16s} {'params':>9s} {'MACs':>9s} {'ms @1':>9s} {f'ms @{batch}':>10s}"]
+    w = max([16] + [len(r["model"]) for r in rows])
+    lines = [f"{'role':18s} {'model':{w}s} {'params':>9s} {'MACs':>9s} {'ms @1':>9s} {f'ms @{batch}':>10s}"]
     for r in rows:
-        lines.append(f"{r['role']:18s} {r['model']:16s} {human(r['parameters']):>9s} {human(r['macs']):>9s} "
+        lines.append(f"{r['role']:18s} {r['model']:{w}s} {human(r['parameters']):>9s} {human(r['macs']):>9s} "
                      f"{r['latency_ms_batch1']:9.2f} {r[key]:10.2f}")
     student = rows[-1]
     for r in rows[:-1]:

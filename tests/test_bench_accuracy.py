@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kdvision.benchmarks_lib import accuracy
+from kdvision.benchmarks_lib import accuracy_plan, accuracy_report, accuracy_run
 from kdvision.errors import UserError
 from tests.conftest import REPO, TINY_DIGITS, run_cli, write_yaml
 
@@ -45,11 +45,11 @@ def test_aggregation_mean_sample_std_and_table(tmp_path):
             write_run(tmp_path, name, s, fake_summary(last[name][s], best[name][s], walls[name][s], 1_234_567))
     write_run(tmp_path, "c", 0, fake_summary(70.0, 71.0, 3.0))  # only one seed finished
     write_run(tmp_path, "b", 3, fake_summary(85.0, 85.0, 0.5))  # resumed: its wall_s is only the last part
-    accuracy.resumed_marker(tmp_path / "runs" / "b" / "seed3").touch()
+    accuracy_run.resumed_marker(tmp_path / "runs" / "b" / "seed3").touch()
     last["b"].append(85.0)
     best["b"].append(85.0)
     machine = {"cpu": "Test CPU", "cpu_count": 2, "torch": "x.y", "date": "today"}
-    rows = accuracy.write_results(tmp_path, ["a", "b", "c", "missing"], [0, 1, 2, 3], machine, [])
+    rows = accuracy_report.write_results(tmp_path, ["a", "b", "c", "missing"], [0, 1, 2, 3], machine, [])
     assert [r["recipe"] for r in rows] == ["a", "b", "c"]  # a recipe without finished runs has no row
 
     text = (tmp_path / "results.md").read_text()
@@ -73,46 +73,46 @@ def test_aggregation_mean_sample_std_and_table(tmp_path):
 def test_shared_teacher_is_pointed_into_the_benchmark(tmp_path):
     """A recipe's teacher trains once into DIR/runs/teachers/<name>, with the overrides but not the seed."""
     kd = REPO / "configs" / "digits" / "kd.yaml"
-    recipes = accuracy.recipe_names([kd, REPO / "configs" / "digits" / "student.yaml"])
-    teachers, dirs = accuracy.shared_teachers(recipes, ["data.train_size=50"], tmp_path / "runs")
+    recipes = accuracy_plan.recipe_names([kd, REPO / "configs" / "digits" / "student.yaml"])
+    teachers, dirs = accuracy_plan.shared_teachers(recipes, ["data.train_size=50"], tmp_path / "runs")
     assert [t.name for t in teachers] == ["teacher"]
     assert teachers[0].recipe == (REPO / "configs" / "digits" / "teacher.yaml").resolve()
     assert teachers[0].overrides == ["data.train_size=50"]
-    data = accuracy.recipe_data(recipes[0], ["data.train_size=50"], 3, dirs)
+    data = accuracy_plan.recipe_data(recipes[0], ["data.train_size=50"], 3, dirs)
     assert data["seed"] == 3 and data["data"]["train_size"] == 50
     assert data["teacher"]["checkpoint"] == str(tmp_path / "runs" / "teachers" / "teacher")
     assert data["teacher"]["overrides"] == ["data.train_size=50"]
 
 
 def test_a_teacher_checkpoint_named_on_the_command_line_is_kept(tmp_path):
-    recipes = accuracy.recipe_names([REPO / "configs" / "digits" / "kd.yaml"])
+    recipes = accuracy_plan.recipe_names([REPO / "configs" / "digits" / "kd.yaml"])
     overrides = [f"teacher.checkpoint={tmp_path / 'mine'}"]
-    teachers, dirs = accuracy.shared_teachers(recipes, overrides, tmp_path / "runs", [0])
+    teachers, dirs = accuracy_plan.shared_teachers(recipes, overrides, tmp_path / "runs", [0])
     assert teachers == [] and dirs == {}
-    assert accuracy.recipe_data(recipes[0], overrides, 0, dirs)["teacher"]["checkpoint"] == str(tmp_path / "mine")
+    assert accuracy_plan.recipe_data(recipes[0], overrides, 0, dirs)["teacher"]["checkpoint"] == str(tmp_path / "mine")
 
 
 def test_a_benchmarked_teacher_recipe_is_the_teacher(tmp_path):
     """teacher.yaml benchmarked at its own seed (0): the kd runs learn from that run, not a second teacher."""
     digits = REPO / "configs" / "digits"
-    recipes = accuracy.recipe_names([digits / "teacher.yaml", digits / "kd.yaml"])
-    teachers, dirs = accuracy.shared_teachers(recipes, [], tmp_path / "runs", [0, 1])
+    recipes = accuracy_plan.recipe_names([digits / "teacher.yaml", digits / "kd.yaml"])
+    teachers, dirs = accuracy_plan.shared_teachers(recipes, [], tmp_path / "runs", [0, 1])
     assert teachers[0].same_as == ("teacher", 0)
-    assert accuracy.recipe_data(recipes[1], [], 1, dirs)["teacher"]["checkpoint"] == \
+    assert accuracy_plan.recipe_data(recipes[1], [], 1, dirs)["teacher"]["checkpoint"] == \
         str(tmp_path / "runs" / "teacher" / "seed0")
-    teachers, dirs = accuracy.shared_teachers(recipes, [], tmp_path / "runs", [1, 2])  # seed 0 not benchmarked
+    teachers, dirs = accuracy_plan.shared_teachers(recipes, [], tmp_path / "runs", [1, 2])  # seed 0 not benchmarked
     assert teachers[0].same_as is None
     assert dirs[teachers[0].recipe] == tmp_path / "runs" / "teachers" / "teacher"
 
 
 def test_same_stems_get_folder_names_and_overrides_are_kept(tmp_path):
     cifar = REPO / "configs" / "cifar100"
-    names = [r.name for r in accuracy.recipe_names([cifar / "kd" / "vgg13_vgg8.yaml", cifar / "sp" / "vgg13_vgg8.yaml"])]
+    names = [r.name for r in accuracy_plan.recipe_names([cifar / "kd" / "vgg13_vgg8.yaml", cifar / "sp" / "vgg13_vgg8.yaml"])]
     assert names == ["kd_vgg13_vgg8", "sp_vgg13_vgg8"]
-    accuracy.save_state(tmp_path, [], ["train.epochs=1"], [0])
-    accuracy.check_state(tmp_path, ["train.epochs=1"])
+    accuracy_plan.save_state(tmp_path, [], ["train.epochs=1"], [0])
+    accuracy_plan.check_state(tmp_path, ["train.epochs=1"])
     with pytest.raises(UserError, match="overrides"):
-        accuracy.check_state(tmp_path, ["train.epochs=2"])
+        accuracy_plan.check_state(tmp_path, ["train.epochs=2"])
 
 
 def test_bench_accuracy_through_the_cli(tmp_path):
@@ -150,7 +150,7 @@ def test_a_run_another_process_holds_is_waited_for_not_retrained(tmp_path, capsy
     lock = open(target.parent / ".seed0.lock", "a")
     fcntl.flock(lock, fcntl.LOCK_EX)  # "another process" is training kd seed 0
     result = {}
-    waiter = threading.Thread(target=lambda: result.update(r=accuracy.train_once(None, target, False)))
+    waiter = threading.Thread(target=lambda: result.update(r=accuracy_run.train_once(None, target, False)))
     waiter.start()
     printed = ""
     for _ in range(300):  # until it says it waits (it imports the trainer first)
@@ -169,12 +169,12 @@ def test_a_run_another_process_holds_is_waited_for_not_retrained(tmp_path, capsy
 
 def test_results_cover_every_invocation_in_the_folder(tmp_path):
     """One invocation per --first-seed, or recipes added later: results.md tabulates all finished runs."""
-    accuracy.save_state(tmp_path, [accuracy.Recipe("student", Path("s.yaml"))], [], [0])
+    accuracy_plan.save_state(tmp_path, [accuracy_plan.Recipe("student", Path("s.yaml"))], [], [0])
     write_run(tmp_path, "student", 0, fake_summary(90.0, 90.0, 1.0))
     write_run(tmp_path, "student", 2, fake_summary(92.0, 92.0, 1.0))  # from a --first-seed 2 invocation
     write_run(tmp_path, "kd", 1, fake_summary(93.0, 94.0, 1.0))  # a recipe another invocation added
-    assert accuracy.finished(tmp_path) == (["student", "kd"], [0, 1, 2])
-    accuracy.write_all_results(tmp_path, {"cpu": "x"})
+    assert accuracy_report.finished(tmp_path) == (["student", "kd"], [0, 1, 2])
+    accuracy_report.write_all_results(tmp_path, {"cpu": "x"})
     cells = table_rows((tmp_path / "results.md").read_text())
     assert cells["student"][4] == f"91.00 ± {np.std([90.0, 92.0], ddof=1):.2f}" and cells["student"][8] == "2"
     assert cells["kd"][4] == "93.00 ± n/a"
@@ -193,6 +193,6 @@ def test_a_run_of_another_config_is_not_reused(tmp_path):
     (target / "config.yaml").write_text("# resolved\n" + yaml.safe_dump(old.to_dict()))
     (target / "summary.json").write_text(json.dumps(fake_summary(98.0, 98.0, 1.0)))
     same = load_config(kd, ["data.train_size=400", f"teacher.checkpoint={tmp_path / 'b'}"])  # where the teacher lies
-    assert accuracy.train_once(same, target, False)[1] == "done before"
+    assert accuracy_run.train_once(same, target, False)[1] == "done before"
     with pytest.raises(UserError, match=r"data.train_size: 400 -> 100"):
-        accuracy.train_once(load_config(kd, ["data.train_size=100"]), target, False)
+        accuracy_run.train_once(load_config(kd, ["data.train_size=100"]), target, False)

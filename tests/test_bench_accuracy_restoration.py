@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kdvision.benchmarks_lib import accuracy
+from kdvision.benchmarks_lib import accuracy_report
 from tests.test_bench_accuracy import table_rows, write_run
 
 
@@ -17,7 +17,7 @@ def test_psnr_table_is_in_db_with_ssim_columns(tmp_path):
     psnr, ssim = [17.2, 18.0, 17.5], [0.61, 0.64, 0.62]
     for s in range(3):
         write_run(tmp_path, "student", s, psnr_summary(psnr[s], ssim[s]))
-    accuracy.write_results(tmp_path, ["student"], [0, 1, 2], {"cpu": "x"}, [])
+    accuracy_report.write_results(tmp_path, ["student"], [0, 1, 2], {"cpu": "x"}, [])
     text = (tmp_path / "results.md").read_text()
     assert "test psnr, final epoch (dB)" in text and "(%)" not in text
     cells = table_rows(text)["student"]
@@ -45,7 +45,7 @@ def test_per_weather_table_has_a_column_per_type_and_their_mean(tmp_path):
     for s in range(3):
         write_run(tmp_path, "teacher_haze", s, weather_summary({"haze": haze[s]}))
         write_run(tmp_path, "student", s, weather_summary({"haze": haze[s], "rain": rain[s]}))
-    accuracy.write_results(tmp_path, ["teacher_haze", "student"], [0, 1, 2], {"cpu": "x"}, [])
+    accuracy_report.write_results(tmp_path, ["teacher_haze", "student"], [0, 1, 2], {"cpu": "x"}, [])
     text = (tmp_path / "results.md").read_text()
     header = next(line for line in text.splitlines() if line.startswith("| recipe | haze"))
     assert header == "| recipe | haze | rain | mean over types |"
@@ -57,3 +57,17 @@ def test_per_weather_table_has_a_column_per_type_and_their_mean(tmp_path):
     assert lines["teacher_haze"][2:] == ["-", "-"]  # a specialist is not tested on rain
     per_run_mean = (h[:, 0] + r[:, 0]) / 2
     assert lines["student"][3].startswith(f"{per_run_mean.mean():.2f} ± {np.std(per_run_mean, ddof=1):.2f} / ")
+
+
+def test_unit_and_second_metric_come_from_the_task(tmp_path, monkeypatch):
+    """The table reads the task's ``metric_unit`` and ``secondary_metric``, not a table by metric name."""
+    from kdvision.tasks.restoration import RestorationTask
+
+    monkeypatch.setattr(RestorationTask, "metric_unit", "decibel")
+    monkeypatch.setattr(RestorationTask, "secondary_metric", None)
+    for s in range(2):
+        write_run(tmp_path, "student", s, psnr_summary(17.0 + s, 0.6))
+        (tmp_path / "runs" / "student" / f"seed{s}" / "config.yaml").write_text("task: restoration\n")
+    accuracy_report.write_results(tmp_path, ["student"], [0, 1], {"cpu": "x"}, [])
+    text = (tmp_path / "results.md").read_text()
+    assert "test psnr, final epoch (decibel)" in text and "ssim" not in text

@@ -20,15 +20,6 @@ from tests.conftest import TINY_DIGITS
 SMALL = {**TINY_DIGITS["data"], "train_size": 40}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these small models run faster so on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make(tmp_path, data=None, cache=None, seed=0):
     cfg = config_from_dict({**TINY_DIGITS, "data": {**SMALL, **(data or {})}, "method": {"name": "kd"},
                             "teacher": {"model": {"name": "resnet8"}, "checkpoint": str(tmp_path / "t.pt")},

@@ -6,20 +6,25 @@ import pytest
 
 import kdvision.models  # noqa: F401
 from kdvision.config import load_config
-from kdvision.engine.build import check_teacher_count, method_class, method_params, validate_stages
+from kdvision.engine.build import method_class, validate_method
 from kdvision.registry import DATASETS, MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for p in (REPO / "configs").rglob("*.yaml") if not p.name.startswith(("base", "_")))
 
 
+def stated_data_facts(cfg) -> dict:
+    """The data facts (``Task.dataset_info()``) a recipe states itself, so that no data folder is
+    needed: its weather types (``data.domains``, or the keys of ``data.train_lists``)."""
+    domains = cfg.data.get("domains") or list(cfg.data.get("train_lists") or {})
+    return {"domains": list(domains)} if domains else {}
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(REPO / "configs")) for p in CONFIGS])
 def test_recipe_validates(path):
     cfg = load_config(path)
     cls = method_class(cfg)
-    check_teacher_count(cfg, cls)
-    method_params(cfg, cls)  # Params and method.weights (old weight keys are refused)
-    validate_stages(cfg, cls)
+    validate_method(cfg, cls, stated_data_facts(cfg))  # as training checks first, cls.validate included
     assert DATASETS.get(cfg.data["name"])
     for spec in [cfg.student] + [t.model for t in cfg.all_teachers()]:
         assert MODELS.get(spec["name"])

@@ -2,7 +2,6 @@
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
@@ -13,15 +12,6 @@ from kdvision.export import export_student
 from kdvision.models import MODELS
 from kdvision.profile import count_macs
 from tests.conftest import TINY_DIGITS, run_cli
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: these small models run faster so on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def fake_run(tmp_path, with_connectors=False):

@@ -19,14 +19,6 @@ from tests.seg_folder_files import CLASSES, H, W, seg_config, write_seg_folder
 from tests.test_cli_errors import one_line_error
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def save_run(run, config: dict, student: nn.Module) -> None:
     """A run directory as the trainer leaves it: config.yaml and a checkpoint of the student."""
     run.mkdir()

@@ -15,15 +15,6 @@ from kdvision.models.frskd_self_teacher import FRSKDSelfTeacher
 from kdvision.tasks import TASKS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a loaded 2-core machine, 2 threads make these small ops much slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 NUM_CLASSES = 4
 
 

@@ -112,15 +112,6 @@ def input_for(name: str) -> torch.Tensor:
     return torch.sin(torch.arange(2 * 3 * size * size, dtype=torch.float64) * 0.3).view(2, 3, size, size)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These small forwards run faster on one thread than fighting over a busy machine's cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_every_zoo_model_is_registered():
     missing = [name for name in REFERENCE if name not in MODELS]
     assert not missing

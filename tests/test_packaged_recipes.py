@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kdvision.benchmarks_lib import accuracy
+from kdvision.benchmarks_lib import accuracy_plan
 from kdvision.cli import main
 from kdvision.config import load_config, teacher_overrides
 from kdvision.engine import build
@@ -138,10 +138,10 @@ def test_train_and_bench_pass_the_same_overrides_to_teachers(tmp_path):
     expected = ["train.epochs=1", "data.train_size=50"]
     assert teacher_overrides(cli) == expected
     assert load_config(kd, cli).teacher.overrides == expected
-    recipes = accuracy.recipe_names([kd])
-    teachers, dirs = accuracy.shared_teachers(recipes, cli, tmp_path / "runs", [0])
+    recipes = accuracy_plan.recipe_names([kd])
+    teachers, dirs = accuracy_plan.shared_teachers(recipes, cli, tmp_path / "runs", [0])
     assert teachers[0].overrides == expected
-    assert accuracy.recipe_data(recipes[0], cli, 0, dirs)["teacher"]["overrides"] == expected
+    assert accuracy_plan.recipe_data(recipes[0], cli, 0, dirs)["teacher"]["overrides"] == expected
 
 
 def test_teacher_overrides_of_the_recipe_come_first(tmp_path):

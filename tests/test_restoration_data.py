@@ -14,15 +14,6 @@ from kdvision.data.restoration.photos import DEFAULT_SPLITS, PHOTOS
 from kdvision.errors import UserError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def write(path, h=40, w=48, value=None, seed=0):
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

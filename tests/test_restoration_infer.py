@@ -13,15 +13,6 @@ from kdvision.models.restoration.inference import pad_to_multiple, restore, rest
 from kdvision.models.restoration.ktdn import ktdn, srktdn
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Pointwise(nn.Module):
     """A per-pixel network (no spatial context): tiles must not change its result."""
 

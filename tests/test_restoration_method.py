@@ -18,15 +18,6 @@ from kdvision.registry import METHODS
 from kdvision.tasks.restoration import RestorationTask
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_task(**eval_options):
     cfg = config_from_dict({"task": "restoration", "data": {"name": "embedded_haze"},
                             "student": {"name": "ktdn"}, "method": {"name": "ktdn"}, "eval": eval_options})
@@ -118,8 +109,22 @@ def test_self_ensemble_averages_the_eight_symmetries():
 
 
 def test_pictures_grid():
-    image = make_task().pictures(Identity(), batch(3, size=32))
+    model = Identity()
+    with torch.no_grad():
+        model.scale.fill_(0.5)  # the output differs from the input and the target
+    b = batch(3, size=32)
+    image = make_task().pictures(model, b)
     assert image.dtype == np.uint8 and image.shape == (3 * 32 + 2 * 2, 3 * 32 + 2 * 2, 3)
+
+    def as_picture(t):
+        return (t.numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+
+    for row in range(3):  # each row is [input | output | target] of one image, in batch order
+        top = row * 34
+        for col, expected in enumerate((b["input"][row], 0.5 * b["input"][row], b["target"][row])):
+            left = col * 34
+            assert np.array_equal(image[top:top + 32, left:left + 32], as_picture(expected)), (row, col)
+    assert (image[32:34] == 255).all() and (image[:, 32:34] == 255).all()  # white lines between
 
 
 def make_method(cls=KTDN, student=None, weights=None, **params):

@@ -13,15 +13,6 @@ from kdvision.losses import feature_transfer_l1, l1, lab_mse, laplacian_pyramid_
 from kdvision.metrics import psnr, psnr_per_image, ssim, ssim_per_image
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def pair(shape=(3, 3, 37, 50), seed=0, noise=0.1):
     g = torch.Generator().manual_seed(seed)
     target = torch.rand(shape, generator=g)

@@ -13,15 +13,6 @@ from kdvision.registry import MODELS
 from kdvision.taps import FeatureTaps
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread, and the test machine is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_small_models_restore_and_expose_matching_bottlenecks():
     torch.manual_seed(0)
     x = torch.rand(2, 3, 64, 48)

@@ -12,15 +12,6 @@ from kdvision.data.segmentation.voc import build_voc
 from kdvision.errors import UserError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a loaded 2-core machine, 2 threads make these small ops ~7x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 H, W = 8, 12
 
 

@@ -5,7 +5,6 @@ import shutil
 import numpy as np
 import onnx
 import pytest
-import torch
 from PIL import Image
 from safetensors import safe_open
 
@@ -14,14 +13,6 @@ from kdvision.errors import UserError
 from tests.conftest import run_cli, write_yaml
 from tests.seg_folder_files import CLASSES, COLOURS, H, W, seg_config, write_seg_folder, write_split
 from tests.test_cli_errors import one_line_error
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_own_classes_train_and_evaluate_through_the_cli(tmp_path):

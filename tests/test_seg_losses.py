@@ -8,15 +8,6 @@ import torch
 from kdvision.losses import class_prototypes, perspective_logits, pixel_kd_loss
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a loaded 2-core machine, 2 threads make these small ops ~7x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_pixel_kd_matches_per_pixel_loop():
     g = torch.Generator().manual_seed(0)
     s, t = torch.randn(2, 4, 3, 5, generator=g), torch.randn(2, 4, 3, 5, generator=g)

@@ -8,15 +8,6 @@ import torch
 from kdvision.metrics import ConfusionMatrix, miou
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a loaded 2-core machine, 2 threads make these small ops ~7x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def direct_miou(pred, target, num_classes, ignore=255):
     pred, target = np.asarray(pred).ravel(), np.asarray(target).ravel()
     keep = target != ignore

@@ -8,15 +8,6 @@ from kdvision.models.segmentation.pretrained import MBV2_BLOCKS
 from kdvision.taps import FeatureTaps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a loaded 2-core machine, 2 threads make these small ops ~7x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 SMALL = [("pspnet_r18", {"base_width": 8}), ("pspnet_r50", {"base_width": 4}), ("pspnet_r101", {"base_width": 2}),
          ("deeplabv3_r18", {"base_width": 8}), ("deeplabv3_r101", {"base_width": 2}),
          ("deeplabv3_mbv2", {"width": 0.25}), ("pspnet_mbv2", {"width": 0.25})]

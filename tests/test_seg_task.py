@@ -16,15 +16,7 @@ from kdvision.methods import METHODS
 from kdvision.models import MODELS
 from kdvision.registry import DATASETS
 from kdvision.tasks import TASKS
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a loaded 2-core machine, 2 threads make these small ops ~7x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from kdvision.tasks.segmentation import palette
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,8 +79,17 @@ def test_pictures_grid():
     assert image.dtype == np.uint8 and image.shape[1:] == (grid, 3)
     assert image.shape[0] > grid and (image[grid:] < 128).all(-1).any()  # a legend of the class names below
     assert model.training  # the mode is restored
-    # the third column is the ground truth: background (0) is black in the palette
-    assert (image[:64, -64:][data[0]["target"].numpy() == 0] == 0).all()
+    # each row is [input | prediction | ground truth] of one image, in batch order
+    colours = palette()
+    pred = task.predict(model.eval(), batch["input"], batch["target"].shape[-2:]).argmax(1)
+    mean, std = np.array(data.mean)[:, None, None], np.array(data.std)[:, None, None]
+    for row in range(3):
+        top = row * 66
+        shown = np.clip((batch["input"][row].numpy() * std + mean) * 255, 0, 255).astype(np.uint8)
+        panels = (shown.transpose(1, 2, 0), colours[pred[row].numpy()], colours[batch["target"][row].numpy()])
+        for col, expected in enumerate(panels):
+            assert np.array_equal(image[top:top + 64, col * 66:col * 66 + 64], expected), (row, col)
+    assert not np.array_equal(panels[1], panels[2])  # prediction and ground truth can be told apart
 
 
 def test_class_count_disagreeing_with_the_data_set():

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from kdvision.data.weather.builders import allweather, weather_mix
-from kdvision.data.weather.layouts import (csd_pairs, outdoor_rain_pairs, rain13k_pairs, rain100_pairs,
-                                           rain1400_pairs, raindrop_pairs, snow100k_pairs)
+from kdvision.data.restoration.paired_layouts import LAYOUTS
+from kdvision.data.weather.layouts import outdoor_rain_pairs, rain100_pairs, rain1400_pairs, raindrop_pairs
 from kdvision.data.weather.mixed import DomainBalancedBatchSampler
 from kdvision.data.weather.synthesis import add_rain, add_snow
 from kdvision.errors import UserError
@@ -26,13 +26,13 @@ def names(pairs):
 
 def test_folder_layouts(tmp_path):
     png(tmp_path / "csd/train2500/Snow/1.png", 10); png(tmp_path / "csd/train2500/Gt/1.png", 20)
-    assert names(csd_pairs(tmp_path / "csd/train2500")) == [("1.png", "1.png")]
+    assert names(LAYOUTS.get("csd").pairs(tmp_path / "csd/train2500")) == [("1.png", "1.png")]
     for n in ("a", "b"):
         png(tmp_path / f"s100k/synthetic/{n}.jpg", 10); png(tmp_path / f"s100k/gt/{n}.jpg", 20)
         png(tmp_path / f"s100k/mask/{n}.jpg", 0)
-    assert names(snow100k_pairs(tmp_path / "s100k")) == [("a.jpg", "a.jpg"), ("b.jpg", "b.jpg")]
+    assert names(LAYOUTS.get("snow100k").pairs(tmp_path / "s100k")) == [("a.jpg", "a.jpg"), ("b.jpg", "b.jpg")]
     png(tmp_path / "r13k/input/x.png", 1); png(tmp_path / "r13k/target/x.png", 2)
-    assert names(rain13k_pairs(tmp_path / "r13k")) == [("x.png", "x.png")]
+    assert names(LAYOUTS.get("rain13k").pairs(tmp_path / "r13k")) == [("x.png", "x.png")]
     for i in (2, 10):
         png(tmp_path / f"r100/rain-{i:03d}.png", 1); png(tmp_path / f"r100/norain-{i:03d}.png", 2)
     assert names(rain100_pairs(tmp_path / "r100")) == [("rain-002.png", "norain-002.png"),

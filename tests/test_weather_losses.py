@@ -1,20 +1,10 @@
 """Multi-contrastive regularisation and CKT losses against direct computations."""
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
 from kdvision.losses.collaborative import pfe_loss, pfv_loss
 from kdvision.losses.contrastive import VGG_LAYER_WEIGHTS, contrastive_regularization
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run far faster on one thread on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def tiny_extractor():

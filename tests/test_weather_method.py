@@ -6,16 +6,7 @@ import torch
 
 from kdvision.errors import UserError
 from kdvision.methods.two_stage import TwoStageKnowledgeLearning, TwoStageParams
-from kdvision.models.restoration_unet import WeatherUNet
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run far faster on one thread on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+from kdvision.models.restoration.restoration_unet import WeatherUNet
 
 
 DOMAINS = ["haze", "rain", "snow"]

@@ -1,18 +1,8 @@
 """The MSBDN-style U-Net of two-stage knowledge learning ("tkl_unet")."""
-import pytest
 import torch
 
 from kdvision.models import count_parameters, create
 from kdvision.taps import FeatureTaps
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run far faster on one thread on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def test_taps_at_quarter_eighth_and_twice_sixteenth_and_any_input_size():

@@ -13,21 +13,12 @@ from kdvision.config import load_config
 from kdvision.engine.checkpoint import load_checkpoint
 from kdvision.engine.trainer import Trainer
 from kdvision.errors import UserError
-from kdvision.models.restoration_unet import WeatherUNet
+from kdvision.models.restoration.restoration_unet import WeatherUNet
 from kdvision.tasks.restoration import per_domain_means
 from tests.conftest import write_yaml
 
 DOMAINS = ["haze", "rain", "snow"]
 UNET = {"name": "tkl_unet", "width": 2, "bottleneck_blocks": 1, "level_blocks": 1}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run far faster on one thread on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(autouse=True)

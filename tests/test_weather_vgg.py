@@ -4,16 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from kdvision.errors import UserError
-from kdvision.models.vgg19_features import VGG19Features
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run far faster on one thread on a shared machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+from kdvision.models.restoration.vgg19_features import VGG19Features
 
 
 # torchvision vgg19().features: conv indices and widths (cfg "E"), then the classifier

@@ -1,12 +1,15 @@
 """Helpers shared by the benches: timing, the machine's description, printing results."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import platform
 import statistics
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import torch
 
@@ -66,3 +69,20 @@ def report(result: dict, as_json: bool, lines: list[str]) -> None:
         print(json.dumps(result))
     else:
         print("\n".join(lines))
+
+
+@contextlib.contextmanager
+def locked(path: Path, waiting: str | None = None):
+    """Hold an exclusive lock on ``path`` (created if missing); released when the process ends."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if waiting:
+                print(waiting, flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -49,14 +49,14 @@ def build_methods(teacher: str, student: str, method: str, num_classes: int):
     """(distilling method, student-only method): the same student architecture, separate copies."""
     from kdvision.config import config_from_dict, params_from_dict
     from kdvision.methods import METHODS
-    from kdvision.models import MODELS
+    from kdvision.model_build import build_model
     from kdvision.tasks import TASKS
 
     cfg = config_from_dict({"data": {"name": "random"}, "student": {"name": student},
                             "teacher": {"model": {"name": teacher}}, "method": {"name": method}}, "bench")
     task = TASKS.get("classification")(cfg)
-    s = MODELS.get(student, where="--student")(num_classes=num_classes)
-    t = MODELS.get(teacher, where="--teacher")(num_classes=num_classes)
+    s = build_model({"name": student}, "--student", "", "classification", {"num_classes": num_classes})
+    t = build_model({"name": teacher}, "--teacher", "", "classification", {"num_classes": num_classes})
     cls = METHODS.get(method, where="--method")
     distill = cls(copy.deepcopy(s), [t], task, params_from_dict(cls.Params, {}, "method", "bench"))
     alone_cls = METHODS.get("student")

@@ -6,7 +6,7 @@ from pathlib import Path
 from torch import nn
 
 from kdvision.config import Config, TeacherConfig, params_from_dict
-from kdvision.engine.weights import STUDENT_FILE, load_weights_into
+from kdvision.engine.weights import STUDENT_FILE, is_hf_folder, load_weights_into
 from kdvision.errors import UserError
 from kdvision.methods import METHODS, Method
 from kdvision.methods.loss_weights import check_renamed, parse_weights
@@ -47,7 +47,7 @@ def teacher_weights(t: TeacherConfig, index: int, cfg: Config, run_root: Path | 
     key = "teacher" if cfg.teacher is t else f"teachers[{index - (1 if cfg.teacher else 0)}]"
     if t.checkpoint:
         path = Path(t.checkpoint).expanduser()
-        if path.exists() and (path.is_file() or (path / STUDENT_FILE).is_file()):
+        if path.is_file() or (path / STUDENT_FILE).is_file() or is_hf_folder(path):
             return path
         if not t.recipe:
             raise UserError(f"{cfg.source}: {key}.checkpoint not found: {path}")
@@ -57,7 +57,8 @@ def teacher_weights(t: TeacherConfig, index: int, cfg: Config, run_root: Path | 
             raise UserError(f"{cfg.source}: {key} has a recipe but no checkpoint; train the student first")
         target = run_root / "teachers" / teacher_name(t, index)
     else:
-        raise UserError(f"{cfg.source}: {key} needs 'checkpoint' (a weights file or run) or 'recipe' (a config)")
+        raise UserError(f"{cfg.source}: {key} needs 'checkpoint' (a weights file or run), 'recipe' (a config) "
+                        f"or 'model.pretrained' (a weights file for its classes)")
     recipe = teacher_recipe_path(cfg.source, t.recipe, f"{cfg.source}: {key}.recipe")
     if (target / STUDENT_FILE).is_file():
         return target
@@ -74,9 +75,14 @@ def teacher_recipe_path(config: str | Path, recipe: str, where: str) -> Path:
 
 
 def build_teachers(cfg: Config, task: Task, run_root: Path | None, train_recipe) -> list[nn.Module]:
+    """The frozen teachers with their weights: ``checkpoint`` / ``recipe``, or else the model's own
+    ``pretrained`` file, which must then fit the data's classes as it is."""
     teachers = []
     for i, t in enumerate(cfg.all_teachers()):
         where = "teacher.model" if cfg.teacher is t else f"teachers[{i}].model"
+        if not t.checkpoint and not t.recipe and t.model.get("pretrained"):
+            teachers.append(task.create_model(t.model, where, load_pretrained=True, new_head=False))
+            continue
         model = task.create_model(t.model, where)
         path = teacher_weights(t, i, cfg, run_root, train_recipe)
         load_weights_into(model, path, f"{where} ({t.model['name']})")
@@ -98,7 +104,7 @@ def build_method(cfg: Config, task: Task, teachers: list[nn.Module]) -> Method:
     cls = method_class(cfg)
     check_teacher_count(cfg, cls)
     params, weights = method_params(cfg, cls)
-    student = task.create_model(cfg.student, "student")
+    student = task.create_model(cfg.student, "student", load_pretrained=True)
     method = cls.from_config(cfg, student, teachers, task, params)
     method.configure_weights(weights)
     return method

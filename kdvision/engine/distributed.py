@@ -100,8 +100,14 @@ def _stopped_by_launcher(signum, frame) -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group together: a rank that tears down its gloo connections while the
+    other is still using them makes that one abort ("terminate called without an active exception")."""
     global _context
     if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        except Exception:  # a rank already gone: nothing left to wait for
+            pass
         dist.destroy_process_group()
     _context = None
 

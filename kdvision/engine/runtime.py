@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from kdvision.engine import fast_defaults
 from kdvision.errors import UserError
 
 
@@ -40,6 +41,7 @@ def worker_init(worker_id: int) -> None:
 
 
 def autocast_factory(device: torch.device, precision: str):
+    precision = fast_defaults.choose_precision(precision, device).value  # "auto" -> what this device runs
     if precision == "fp32":
         return contextlib.nullcontext
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)

@@ -36,8 +36,11 @@ from kdvision.engine.checkpoint import RunDir, atomic_write, check_resumable, lo
 from kdvision.engine.run_setup import discard_setup, open_run
 from kdvision.engine.val_check import check_split_files
 from kdvision.engine.cpu_memory import keep_freed_memory
+from kdvision.engine import fast_defaults
 from kdvision.engine.logger import RunLogger, Throughput
 from kdvision.engine.optim import build_optimizer, set_learning_rate
+from kdvision.cache.hint import cache_hint
+from kdvision.data.device_batches import DeviceBatches, use_device_resident
 from kdvision.errors import NonFiniteLossError, UserError
 from kdvision.models import count_parameters
 from kdvision.engine.runtime import autocast_factory, epoch_seed, pick_device, seed_everything, to_device, \
@@ -83,6 +86,8 @@ class Trainer:
         g = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, epoch))
         # a data set may need its own batches (e.g. every weather type in each batch)
         make_batches = getattr(dataset, "train_batch_sampler", None)
+        if train and getattr(self, "device_resident", False):  # kdvision/data/device_batches.py
+            return DeviceBatches(dataset, batch_size, self.device, g)
         if train and self.world_size > 1:  # this rank's shard
             return distributed.train_loader(dataset, batch_size, workers, epoch_seed(self.cfg.seed, epoch), self.dist,
                                             make_batches, self.device.type == "cuda", worker_init)
@@ -99,6 +104,7 @@ class Trainer:
         self.device = distributed.local_device(pick_device(cfg.train.device), self.dist)
         if self.device.type == "cpu":
             keep_freed_memory()  # no page faults on every step (engine/cpu_memory.py)
+        self.choices = fast_defaults.resolve_precision(cfg, self.device)  # train.precision: auto
         self.autocast = autocast_factory(self.device, cfg.train.precision)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -118,6 +124,7 @@ class Trainer:
         teachers = build.build_teachers(cfg, self.task, self.run.root, self._train_recipe)
         seed_everything(cfg.seed)
         self.method = build.build_method(cfg, self.task, teachers).to(self.device)
+        fast_defaults.resolve_channels_last(cfg, self.device, self.method.student, self.choices)
         if cfg.train.channels_last:
             self.method.to(memory_format=torch.channels_last)
         if cfg.train.compile_teacher:
@@ -126,6 +133,9 @@ class Trainer:
         if cfg.teacher_cache is not None:  # the training set replays recorded views with their teacher logits
             self.datasets = attach.attach_teacher_cache(cfg, self.method, self.datasets, self.run.root,
                                                         self.device, self.log.line)
+        elif (hint := cache_hint(cfg, cls, self.datasets["train"])) is not None:
+            self.log.line(hint)
+        self.device_resident = use_device_resident(cfg, self.datasets["train"], self.device, self.world_size)
         self.base_params = self.method.params
         first = to_device(next(iter(self._loader(self.datasets["train"], True, 0))), self.device,
                           cfg.train.channels_last)
@@ -158,7 +168,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "metric": self.task.metric,
             "rng": rng_state.capture(self.device),
-            "config": self.cfg.to_dict(),
+            "config": fast_defaults.as_requested(self.cfg.to_dict(), self.choices),
         }
 
     def _save_last(self, epoch: int, step: int = 0, sums: dict | None = None) -> None:
@@ -201,9 +211,9 @@ class Trainer:
         return epoch, step, {k: list(v) for k, v in state.get("epoch_sums", {}).items()}
 
     def _write_config(self) -> None:
-        text = yaml.safe_dump(self.cfg.to_dict(), sort_keys=False)
-        atomic_write(self.run.config, lambda f: f.write(f"# resolved from {self.cfg.source}\n{text}".encode()),
-                     file_object=True)
+        text = yaml.safe_dump(fast_defaults.as_requested(self.cfg.to_dict(), self.choices), sort_keys=False)
+        text = f"# resolved from {self.cfg.source}\n{fast_defaults.config_comment(self.choices)}{text}"
+        atomic_write(self.run.config, lambda f: f.write(text.encode()), file_object=True)
 
     # ------------------------------------------------------------------ the loop
     def stage_at(self, epoch: int):
@@ -460,6 +470,7 @@ class Trainer:
             "student_parameters": count_parameters(self.method.student),
             "wall_s": round(wall, 2),
             "device": str(self.device),
+            **fast_defaults.summary_fields(self.choices),  # what train.precision/channels_last: auto chose
         }
         if replicas:
             summary["ddp"] = {"world_size": self.world_size, "backend": self.dist.backend,

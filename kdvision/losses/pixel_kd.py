@@ -3,7 +3,8 @@ the baseline term of structured KD, Liu et al. CVPR 2019, and of APD, Tian et al
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from kdvision.losses.kd import kd_loss
 
 REDUCTIONS = ("pixel", "element")
 
@@ -23,10 +24,5 @@ def pixel_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, te
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
                          f"{tuple(teacher_logits.shape)} differ in shape")
-    t = temperature
-    log_p_s = F.log_softmax(student_logits.float() / t, dim=1)
-    log_p_t = F.log_softmax(teacher_logits.detach().float() / t, dim=1)
-    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)  # [B, H, W]
-    if reduction == "element":
-        kl = kl / student_logits.shape[1]
-    return kl.mean() * (t * t)
+    loss = kd_loss(student_logits, teacher_logits, temperature)  # the per-pixel mean
+    return loss / student_logits.shape[1] if reduction == "element" else loss

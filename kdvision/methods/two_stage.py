@@ -36,7 +36,7 @@ from kdvision.losses.collaborative import pfe_loss, pfv_loss
 from kdvision.losses.contrastive import VGG_LAYER_WEIGHTS, contrastive_regularization
 from kdvision.methods.base import Method
 from kdvision.methods.feature_pairs import resolve_layer_pairs
-from kdvision.models.vgg19_features import VGG19Features
+from kdvision.models.restoration.vgg19_features import VGG19Features
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
 from kdvision.outputs import main_output

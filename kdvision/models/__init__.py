@@ -12,7 +12,13 @@ import_submodules(__name__, __path__)
 
 
 def create(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
-    """Build a registered model by name, e.g. ``create("resnet20", num_classes=100)``."""
+    """Build a model by name, e.g. ``create("resnet20", num_classes=100)``; external names
+    (``"torchvision:resnet18"``, ``"timm:..."``, ``"pkg.mod:factory"``) as in a config."""
+    if ":" in name:
+        from kdvision.model_build import build_model
+
+        info = {"num_classes": num_classes} if num_classes is not None else {}
+        return build_model({"name": name, **kwargs}, "model", "", None, info)
     builder = MODELS.get(name)
     if num_classes is not None:
         kwargs["num_classes"] = num_classes

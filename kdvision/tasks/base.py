@@ -5,7 +5,6 @@ the task's name.
 """
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
@@ -14,14 +13,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from kdvision.config import Config, call_with_config
-from kdvision.errors import UserError
 from kdvision.outputs import main_output  # noqa: F401  (re-exported: kdvision.tasks.base.main_output)
 import kdvision.data  # noqa: F401  (registers the data sets)
 import kdvision.models  # noqa: F401  (registers the models)
-from kdvision.registry import DATASETS, MODELS
+from kdvision.registry import DATASETS
 
 #: data options the trainer reads itself; the rest go to the dataset builder.
-LOADER_KEYS = ("name", "batch_size", "eval_batch_size", "workers")
+LOADER_KEYS = ("name", "batch_size", "eval_batch_size", "workers", "device_resident")
 
 
 class Task:
@@ -29,6 +27,8 @@ class Task:
 
     metric = "acc"
     higher_is_better = True
+    metric_unit = ""  # the unit ``metric`` is reported in (benchmark tables): "%", "dB"; "" for none
+    secondary_metric: str | None = None  # a metric reported beside it where evaluate() gives it
     loss_terms: tuple[str, ...] = ()  # the names ``loss`` returns (keys of ``method.weights``)
 
     def __init__(self, cfg: Config):
@@ -62,17 +62,13 @@ class Task:
         return info
 
     # -- models --------------------------------------------------------------------
-    def create_model(self, spec: dict, where: str) -> nn.Module:
-        builder = MODELS.get(spec["name"], where=f"{self.cfg.source}: {where}.name")
-        options = {k: v for k, v in spec.items() if k != "name"}
-        data_info = self.dataset_info()
-        if "num_classes" in options and "num_classes" in data_info and options["num_classes"] != data_info["num_classes"]:
-            raise UserError(f"{self.cfg.source}: {where}.num_classes is {options['num_classes']} but the data "
-                            f"set '{self.cfg.data['name']}' has {data_info['num_classes']} classes")
-        info = {k: v for k, v in data_info.items() if k not in options}
-        accepted = inspect.signature(builder).parameters
-        info = {k: v for k, v in info.items() if k in accepted}
-        return call_with_config(builder, options, where, self.cfg.source, **info)
+    def create_model(self, spec: dict, where: str, load_pretrained: bool = False, new_head: bool = True) -> nn.Module:
+        """The model ``spec`` names, given the data's facts (``kdvision.model_build.build_model``);
+        ``load_pretrained`` loads its ``pretrained: PATH`` (training does, rebuilt runs do not)."""
+        from kdvision.model_build import build_model
+
+        return build_model(spec, where, self.cfg.source, self.cfg.task, self.dataset_info(),
+                           load_pretrained=load_pretrained, new_head=new_head)
 
     # -- training and evaluation ----------------------------------------------------
     def loss(self, output: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ class ClassificationTask(Task):
     loss_terms = ("ce",)  # the names ``loss`` returns (``method.weights`` keys)
 
     metric = "acc"
+    metric_unit = "%"
 
     def loss(self, output: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {"ce": F.cross_entropy(main_output(output).float(), batch["target"])}

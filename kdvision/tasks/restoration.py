@@ -29,6 +29,7 @@ from kdvision.models.restoration.inference import restore
 from kdvision.registry import TASKS
 from kdvision.outputs import main_output
 from kdvision.tasks.base import Task
+from kdvision.tasks.pictures import picture_grid
 
 
 @dataclass
@@ -52,6 +53,8 @@ class RestorationTask(Task):
     loss_terms = ("l1", "laplacian", "lab")  # the names ``loss`` returns (``method.weights`` keys)
 
     metric = "psnr"
+    metric_unit = "dB"
+    secondary_metric = "ssim"
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -148,13 +151,8 @@ class RestorationTask(Task):
         if scale < 1.0:
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
             panels = [F.interpolate(p, size=size, mode="area") for p in panels]
-        rows = []
-        for i in range(x.shape[0]):
-            images = [(p[i].cpu().numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8) for p in panels]
-            gap = np.full((images[0].shape[0], 2, 3), 255, np.uint8)
-            rows.append(np.concatenate([images[0], gap, images[1], gap, images[2]], axis=1))
-            rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
-        return np.concatenate(rows[:-1], axis=0)
+        return picture_grid([[(p[i].cpu().numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8) for p in panels]
+                             for i in range(x.shape[0])])
 
 
 def per_domain_means(psnr: torch.Tensor, ssim: torch.Tensor, domain: torch.Tensor, dataset=None) -> dict[str, float]:

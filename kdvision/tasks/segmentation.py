@@ -23,6 +23,7 @@ from kdvision.metrics.segmentation import ConfusionMatrix
 from kdvision.registry import TASKS
 from kdvision.outputs import main_output, per_pixel_ce
 from kdvision.tasks.base import Task
+from kdvision.tasks.pictures import picture_grid
 
 
 def palette() -> np.ndarray:
@@ -46,6 +47,7 @@ class SegmentationTask(Task):
     loss_terms = ("ce", "ce_aux")  # the names ``loss`` returns (``method.weights`` keys)
 
     metric = "miou"
+    metric_unit = "%"
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -55,8 +57,8 @@ class SegmentationTask(Task):
         self.align_corners = bool(options.get("align_corners", False))
 
     # -- models --------------------------------------------------------------------
-    def create_model(self, spec: dict, where: str) -> nn.Module:
-        model = super().create_model(spec, where)
+    def create_model(self, spec: dict, where: str, load_pretrained: bool = False, new_head: bool = True) -> nn.Module:
+        model = super().create_model(spec, where, load_pretrained, new_head)
         expected = self.dataset_info().get("num_classes")
         got = getattr(model, "num_classes", None)
         if expected is not None and got is not None and got != expected:
@@ -130,12 +132,8 @@ class SegmentationTask(Task):
         rows = []
         for i in range(x.shape[0]):
             image = np.clip((x[i].float().cpu().numpy() * std + mean) * 255, 0, 255).astype(np.uint8)
-            image = image.transpose(1, 2, 0)
-            gap = np.full((image.shape[0], 2, 3), 255, np.uint8)
-            rows.append(np.concatenate([image, gap, colours[pred[i].numpy()], gap,
-                                        colours[y[i].clamp(0, 255).numpy()]], axis=1))
-            rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
-        grid = np.concatenate(rows[:-1], axis=0)
+            rows.append([image.transpose(1, 2, 0), colours[pred[i].numpy()], colours[y[i].clamp(0, 255).numpy()]])
+        grid = picture_grid(rows)
         names = class_names(data, 0)
         if names is None:
             return grid

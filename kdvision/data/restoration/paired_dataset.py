@@ -1,4 +1,6 @@
-"""Paired restoration data sets read from disk: "nh_haze", "reside" and "paired_folder".
+"""Paired restoration data sets read from disk: "paired" (any layout of
+``kdvision.data.restoration.paired_layouts``, named by ``data.layout``) and the presets
+"nh_haze", "reside" and "paired_folder" (that layout fixed).
 
 Each builder takes the folder (``root``), the training crop size and split options, checks
 every pair up front (both files decodable headers, equal sizes, at least the crop) and
@@ -12,6 +14,8 @@ the KTDN teacher, which learns to reconstruct clear images (Wu et al., CVPRW 202
 """
 from __future__ import annotations
 
+import inspect
+import typing
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -19,8 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from kdvision.data.restoration.images import image_size, read_image, to_tensor
-from kdvision.data.restoration.paired_layouts import (Pair, nh_haze_pairs, paired_folder_pairs,
-                                                      reside_pairs)
+from kdvision.data.restoration.paired_layouts import LAYOUTS, Pair, get_layout
 from kdvision.data.restoration.paired_transforms import PairedTransform
 from kdvision.errors import UserError
 from kdvision.registry import DATASETS
@@ -106,18 +109,25 @@ def split_pairs(pairs: list[Pair], test_ids: list | None, test_count: int,
     return train, test
 
 
-def build_paired(layout: Callable[[str], list[Pair]], root: str, crop: int, test_root: str,
-                 test_ids: list | None, test_count: int, repeat: int, flips: bool, transposes: bool,
-                 autoencoder: bool, cache: bool) -> dict[str, Dataset]:
+@DATASETS.register("paired")
+def paired(seed: int, root: str, layout: str = "paired_folder", crop: int = 256, test_root: str = "",
+           test_ids: Optional[list] = None, test_count: int = 5, repeat: int = 1, flips: bool = True,
+           transposes: bool = True, autoencoder: bool = False, cache: bool = False, **layout_options) -> dict:
+    """Pairs of any registered layout (data.layout), e.g. pattern with input/target templates.
+
+    The layout's options are keys of ``data``, e.g. ``layout: pattern, input: "hazy/{id}_*.png",
+    target: "clear/{id}.png"``."""
     if crop < 0 or repeat < 1:
         raise UserError(f"data.crop must be >= 0 and data.repeat >= 1 (got {crop}, {repeat})")
-    pairs = layout(root)
+    entry = get_layout(layout, "data.layout")
+    common = tuple(inspect.signature(paired).parameters)[1:-1]
+    pairs = entry.pairs(root, layout_options, "data", common)
     if not pairs:
         raise UserError(f"{root}: no image pairs found")
     if test_root:
         if test_ids:
             raise UserError("data.test_ids and data.test_root: give one of them, not both")
-        train, test = pairs, layout(test_root)
+        train, test = pairs, entry.pairs(test_root, layout_options, "data", common)
         if not test:
             raise UserError(f"{test_root}: no image pairs found")
     else:
@@ -130,36 +140,25 @@ def build_paired(layout: Callable[[str], list[Pair]], root: str, crop: int, test
     return {"train": train_set, "val": test_set, "test": test_set}
 
 
-@DATASETS.register("nh_haze")
-def nh_haze(seed: int, root: str, crop: int = 256, test_root: str = "", test_ids: Optional[list] = None,
-            test_count: int = 5, repeat: int = 1, flips: bool = True, transposes: bool = True,
-            autoencoder: bool = False, cache: bool = False) -> dict:
-    """NH-HAZE / NH-HAZE2 / Dense-HAZE: NN_hazy <-> NN_GT in one folder."""
-    return build_paired(nh_haze_pairs, root, crop, test_root, test_ids, test_count, repeat, flips,
-                        transposes, autoencoder, cache)
+def _preset(name: str, doc: str) -> Callable[..., dict]:
+    """The data set ``name``: ``paired`` with ``layout: name``; the layout's options are
+    keyword arguments of its own (so that configs are checked against one signature)."""
+    entry = LAYOUTS.get(name)
+
+    def build(seed: int, root: str, **options) -> dict:
+        return paired(seed, root, name, **options)
+
+    params = [p for p in inspect.signature(paired).parameters.values()
+              if p.name != "layout" and p.kind is not p.VAR_KEYWORD]
+    params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in entry.parameters()]
+    hints = {k: v for k, v in typing.get_type_hints(paired).items() if k not in ("layout", "layout_options")}
+    build.__signature__ = inspect.Signature(params)
+    build.__annotations__ = {**hints, **entry.hints()}
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return DATASETS.register(name)(build)
 
 
-@DATASETS.register("reside")
-def reside(seed: int, root: str, crop: int = 256, test_root: str = "", test_ids: Optional[list] = None,
-           test_count: int = 5, repeat: int = 1, flips: bool = True, transposes: bool = True,
-           autoencoder: bool = False, cache: bool = False, input_dir: str = "hazy",
-           target_dir: str = "") -> dict:
-    """RESIDE ITS/SOTS: hazy/1_1_0.90179.png -> clear/1.png or gt/1.png (prefix before "_")."""
-    def layout(folder: str) -> list[Pair]:
-        return reside_pairs(folder, input_dir, target_dir)
-
-    return build_paired(layout, root, crop, test_root, test_ids, test_count, repeat, flips,
-                        transposes, autoencoder, cache)
-
-
-@DATASETS.register("paired_folder")
-def paired_folder(seed: int, root: str, crop: int = 256, test_root: str = "",
-                  test_ids: Optional[list] = None, test_count: int = 5, repeat: int = 1,
-                  flips: bool = True, transposes: bool = True, autoencoder: bool = False,
-                  cache: bool = False, input_dir: str = "input", target_dir: str = "target") -> dict:
-    """Generic pairs: root/input/x.png <-> root/target/x.png (same file names)."""
-    def layout(folder: str) -> list[Pair]:
-        return paired_folder_pairs(folder, input_dir, target_dir)
-
-    return build_paired(layout, root, crop, test_root, test_ids, test_count, repeat, flips,
-                        transposes, autoencoder, cache)
+nh_haze = _preset("nh_haze", "NH-HAZE / NH-HAZE2 / Dense-HAZE: NN_hazy <-> NN_GT in one folder.")
+reside = _preset("reside", 'RESIDE ITS/SOTS: hazy/1_1_0.90179.png -> clear/1.png or gt/1.png (prefix before "_").')
+paired_folder = _preset("paired_folder", "Generic pairs: root/input/x.png <-> root/target/x.png (same file names).")

@@ -1,8 +1,9 @@
 """Data set builders for multi-weather data on disk: "weather_mix" and "allweather".
 
-``weather_mix`` combines several folders, each read with one of the layouts of
-``kdvision.data.weather.layouts`` and labelled with a weather type, e.g. the paper's
-setting 1::
+``weather_mix`` combines several folders, each read with a registered layout (those of
+``kdvision.data.weather.layouts`` and ``kdvision.data.restoration.paired_layouts``, ``pattern``
+included: its ``input`` and ``target`` templates are keys of the source) and labelled with a
+weather type, e.g. the paper's setting 1::
 
     data:
       name: weather_mix
@@ -25,7 +26,8 @@ from typing import Optional
 
 from kdvision.data.restoration.paired_dataset import check_pairs, split_pairs
 from kdvision.data.restoration.paired_transforms import PairedTransform
-from kdvision.data.weather.layouts import LAYOUTS, allweather_pairs
+from kdvision.data.restoration.paired_layouts import get_layout
+from kdvision.data.weather.layouts import allweather_pairs
 from kdvision.data.weather.mixed import WeatherPairDataset, check_sampling
 from kdvision.errors import UserError
 from kdvision.registry import DATASETS
@@ -81,21 +83,16 @@ def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: 
         where = f"data.sources[{i}]"
         if not isinstance(src, dict):
             raise UserError(f"{where} must be a mapping with layout, root and domain")
-        unknown = [k for k in src if k not in SOURCE_KEYS]
-        if unknown:
-            raise UserError(f"unknown key '{where}.{unknown[0]}' (known here: {', '.join(SOURCE_KEYS)})")
-        layout = src.get("layout")
-        if layout not in LAYOUTS:
-            raise UserError(f"{where}.layout '{layout}' is not one of {', '.join(sorted(LAYOUTS))}")
-        read, default_domain = LAYOUTS[layout]
-        domain = src.get("domain", default_domain)
+        layout = get_layout(src.get("layout"), f"{where}.layout")
+        options = {k: v for k, v in src.items() if k not in SOURCE_KEYS}
+        domain = src.get("domain", layout.domain)
         if not domain:
-            raise UserError(f"{where}.domain is missing (the weather type of the '{layout}' folder)")
+            raise UserError(f"{where}.domain is missing (the weather type of the '{layout.name}' folder)")
         if "root" not in src:
             raise UserError(f"{where}.root is missing")
-        pairs = read(src["root"])
+        pairs = layout.pairs(src["root"], options, where, SOURCE_KEYS)
         if src.get("test_root"):
-            held = read(src["test_root"])
+            held = layout.pairs(src["test_root"], options, where, SOURCE_KEYS)
         else:
             pairs, held = split_pairs(pairs, None, int(src.get("test_count", 0)), str(src["root"]))
         train += [(p, str(domain)) for p in pairs]

@@ -1,8 +1,10 @@
 """How the public multi-weather data sets pair a degraded image with its ground truth.
 
-Each function reads a folder (or list file) and returns ``Pair`` records (the restoration
-package's type); anything that cannot be paired is named in a one-line ``UserError``.
-What is assumed about each layout (the usual distributions):
+Each layout is an entry of the restoration package's registry (``LAYOUTS`` in
+``kdvision.data.restoration.paired_layouts``), named as in configs, with the weather type its
+folders hold; the Allweather list files have a reader of their own (``allweather_pairs``).
+Anything that cannot be paired is named in a one-line ``UserError``. What is assumed about
+each layout (the usual distributions):
 
 - Allweather (TransWeather, CVPR 2022): a text file listing input paths, one a line, relative
   to the data root (leading "/" or "./" allowed, e.g. ``/allweather/input/im_0001.png``); the
@@ -29,7 +31,7 @@ import re
 from pathlib import Path
 
 from kdvision.data.restoration.images import IMAGE_SUFFIXES, list_images
-from kdvision.data.restoration.paired_layouts import Pair, paired_folder_pairs
+from kdvision.data.restoration.paired_layouts import Pair, add_layout, paired_folder_pairs
 from kdvision.errors import UserError
 
 
@@ -57,21 +59,6 @@ def allweather_pairs(root: str | Path, list_file: str | Path) -> list[Pair]:
     if not pairs:
         raise UserError(f"{lf}: the list file names no images")
     return pairs
-
-
-def csd_pairs(split_dir: str | Path) -> list[Pair]:
-    """CSD split folder: ``Snow/x`` <-> ``Gt/x``."""
-    return paired_folder_pairs(split_dir, "Snow", "Gt")
-
-
-def snow100k_pairs(root: str | Path) -> list[Pair]:
-    """Snow100K folder: ``synthetic/x`` <-> ``gt/x`` (``mask/`` ignored)."""
-    return paired_folder_pairs(root, "synthetic", "gt")
-
-
-def rain13k_pairs(root: str | Path) -> list[Pair]:
-    """Rain13K (and MPRNet's test sets): ``input/x`` <-> ``target/x``."""
-    return paired_folder_pairs(root, "input", "target")
 
 
 _RAIN100 = re.compile(r"^(no)?rain-(\d+)(x\d+)?$", re.IGNORECASE)
@@ -148,28 +135,13 @@ def rain1400_pairs(root: str | Path) -> list[Pair]:
     return _prefix_pairs(Path(root), ("rainy_image", "input"), keys, "Rain1400", ("ground_truth", "gt", "target"))
 
 
-#: layout name (as written in configs) -> (pair reader of one folder, default weather type)
-LAYOUTS = {
-    "csd": (csd_pairs, "snow"),
-    "snow100k": (snow100k_pairs, "snow"),
-    "rain100": (rain100_pairs, "rain"),
-    "rain13k": (rain13k_pairs, "rain"),
-    "rain1400": (rain1400_pairs, "rain"),
-    "outdoor_rain": (outdoor_rain_pairs, "rain_fog"),
-    "raindrop": (raindrop_pairs, "raindrop"),
-    "paired_folder": (paired_folder_pairs, None),
-}
-
-
-def _restoration_layouts() -> dict:
-    """Haze layouts of the restoration package (NH-HAZE, RESIDE), when it provides them."""
-    from kdvision.data.restoration import paired_layouts as pl
-    extra = {}
-    if hasattr(pl, "reside_pairs"):
-        extra["reside"] = (pl.reside_pairs, "haze")
-    if hasattr(pl, "nh_haze_pairs"):
-        extra["nh_haze"] = (pl.nh_haze_pairs, "haze")
-    return extra
-
-
-LAYOUTS.update(_restoration_layouts())
+add_layout("csd", paired_folder_pairs, "snow", "CSD split folder: Snow/x <-> Gt/x.",
+           input_dir="Snow", target_dir="Gt")
+add_layout("snow100k", paired_folder_pairs, "snow", "Snow100K folder: synthetic/x <-> gt/x (mask/ ignored).",
+           input_dir="synthetic", target_dir="gt")
+add_layout("rain13k", paired_folder_pairs, "rain", "Rain13K (and MPRNet's test sets): input/x <-> target/x.",
+           input_dir="input", target_dir="target")
+add_layout("rain100", rain100_pairs, "rain")
+add_layout("rain1400", rain1400_pairs, "rain")
+add_layout("outdoor_rain", outdoor_rain_pairs, "rain_fog")
+add_layout("raindrop", raindrop_pairs, "raindrop")

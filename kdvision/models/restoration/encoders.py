@@ -65,7 +65,17 @@ class Bottle2neck(nn.Module):
         return self.relu(out + shortcut)
 
 
-class Res2NetEncoder(nn.Module):
+class ThreeStageEncoder(nn.Module):
+    """Stem (conv1, bn1, relu, maxpool), then layer1..layer3; subclasses build them."""
+
+    def forward(self, x: torch.Tensor):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        s4 = self.layer1(x)
+        s8 = self.layer2(s4)
+        return s4, s8, self.layer3(s8)
+
+
+class Res2NetEncoder(ThreeStageEncoder):
     def __init__(self, layers=(3, 4, 23), planes: int = 64, base_width: int = 26, scale: int = 4):
         super().__init__()
         stem = planes // 2
@@ -95,14 +105,7 @@ class Res2NetEncoder(nn.Module):
         layers += [Bottle2neck(out, planes, 1, None, self.base_width, self.scale) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        s4 = self.layer1(x)
-        s8 = self.layer2(s4)
-        return s4, s8, self.layer3(s8)
-
-
-class ResNetEncoder(nn.Module):
+class ResNetEncoder(ThreeStageEncoder):
     def __init__(self, layers=(2, 2, 2), planes: int = 64):
         super().__init__()
         self.conv1 = nn.Conv2d(3, planes, 7, 2, 3, bias=False)
@@ -124,13 +127,6 @@ class ResNetEncoder(nn.Module):
         self.inplanes = planes
         layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        s4 = self.layer1(x)
-        s8 = self.layer2(s4)
-        return s4, s8, self.layer3(s8)
-
 
 def _init(module: nn.Module) -> None:
     for m in module.modules():
