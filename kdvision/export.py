@@ -37,7 +37,7 @@ class MainOutput(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from kdvision.tasks.base import main_output
+        from kdvision.outputs import main_output
 
         return main_output(self.model(x))
 

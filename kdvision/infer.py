@@ -111,7 +111,7 @@ def restore_folder_from_config(cfg, checkpoint: str, input_dir: str | Path, out_
     safetensors file) and restore the folder. ``self_ensemble`` and the padding multiple default
     to the config's ``eval`` section; ``device`` to ``train.device``. No data set is read."""
     from kdvision.engine.build import build_task
-    from kdvision.engine.trainer import pick_device
+    from kdvision.engine.runtime import pick_device
     from kdvision.engine.weights import load_weights_into
 
     if cfg.task != "restoration":

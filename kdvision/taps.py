@@ -1,13 +1,22 @@
-"""Forward hooks that collect named module outputs from any nn.Module.
+"""Forward hooks that record named module outputs from any nn.Module, only while asked.
 
 A tap names a module by its path in ``model.named_modules()`` ("layer3", "layer3.2.relu").
 A path ending in ``:input`` records the module's (first) input instead of its output, e.g.
 "fc:input", the pooled feature a classifier reads (torchdistill's ``requires_input``).
 Any model works unchanged: nothing needs to return feature dicts.
+
+Recording is scoped, as mmrazor's recorders are used: hooks exist only inside
+``with taps.recording() as record:`` and what they saw lives in that ``record`` alone, so
+evaluation, export and latency timing run the bare model, and no step sees another's tensors::
+
+    with taps.recording() as record:
+        out = model(x)
+    features = record.take()   # in tap order
 """
 from __future__ import annotations
 
-from typing import Iterable
+import contextlib
+from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
@@ -35,22 +44,28 @@ def find_module(model: nn.Module, path: str, owner: str = "model") -> nn.Module:
     return modules[path]
 
 
-class FeatureTaps:
-    """Records the outputs of the named modules on every forward pass.
+class Record:
+    """What the taps saw during one ``recording()``: ``record[path]``, or ``take()`` in tap order.
 
-    ``taps.outputs[path]`` holds the latest output of each tapped module (its first input for a
-    ``path:input`` tap). When a module returns a tuple or list, its first element is recorded.
+    When a module returns a tuple or list, its first element is recorded; when a module runs
+    more than once, its last call is kept.
     """
 
-    def __init__(self, model: nn.Module, paths: Iterable[str], owner: str = "model"):
-        self.paths = list(dict.fromkeys(paths))
+    def __init__(self, paths: list[str]):
+        self.paths = paths
         self.outputs: dict[str, torch.Tensor] = {}
-        self._handles = []
-        for path in self.paths:
-            module = find_module(model, path, owner)
-            self._handles.append(module.register_forward_hook(self._recorder(path, split_tap(path)[1])))
 
-    def _recorder(self, path: str, record_input: bool):
+    def __getitem__(self, path: str) -> torch.Tensor:
+        return self.outputs[path]
+
+    def take(self) -> list[torch.Tensor]:
+        """The recorded tensors in tap order; an error names a tap whose module did not run."""
+        missing = [p for p in self.paths if p not in self.outputs]
+        if missing:
+            raise RuntimeError(f"tap '{missing[0]}' recorded nothing: the module did not run in forward")
+        return [self.outputs[p] for p in self.paths]
+
+    def _hook(self, path: str, record_input: bool):
         def hook(_module, inputs, output):
             if record_input:
                 output = inputs[0] if inputs else None
@@ -60,19 +75,29 @@ class FeatureTaps:
 
         return hook
 
-    def __getitem__(self, path: str) -> torch.Tensor:
-        return self.outputs[path]
 
-    def take(self) -> list[torch.Tensor]:
-        """The recorded tensors in tap order; clears the record so no stale tensor is reused."""
-        missing = [p for p in self.paths if p not in self.outputs]
-        if missing:
-            raise RuntimeError(f"tap '{missing[0]}' recorded nothing: the module did not run in forward")
-        out = [self.outputs[p] for p in self.paths]
-        self.outputs = {}
-        return out
+class FeatureTaps:
+    """Named taps on one model; paths are checked when the taps are made, hooks live only
+    inside ``recording()``."""
 
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+    def __init__(self, model: nn.Module, paths: Iterable[str], owner: str = "model"):
+        self.paths = list(dict.fromkeys(paths))
+        self._modules = [(path, find_module(model, path, owner)) for path in self.paths]
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[Record]:
+        """Hooks on the tapped modules for the body of the ``with``; yields the ``Record``."""
+        record = Record(self.paths)
+        handles = [module.register_forward_hook(record._hook(path, split_tap(path)[1]))
+                   for path, module in self._modules]
+        try:
+            yield record
+        finally:
+            for h in handles:
+                h.remove()
+
+    def run(self, fn: Callable, *args, **kwargs):
+        """(``fn(*args, **kwargs)``, the tapped tensors in tap order) from one recorded call."""
+        with self.recording() as record:
+            out = fn(*args, **kwargs)
+        return out, record.take()

@@ -20,8 +20,9 @@ class CETask:
     def loss(self, output, batch):
         return {"ce": F.cross_entropy(output, batch["target"])}
 
-    def datasets(self):
-        return {"train": type("Train", (), {"labels": torch.arange(40) % 10})()}
+
+#: the training-data facts a method's setup reads (CRD: every sample's class)
+INFO = {"labels": torch.arange(40) % 10, "num_samples": 40}
 
 
 def pair(seed=0):
@@ -41,7 +42,7 @@ def build(name, teachers=1, **params):
     extra = [create("resnet8x4", num_classes=10) for _ in range(teachers - 1)]
     method = cls(student, [teacher] + extra, CETask(), cls.Params(**params))
     b = batch()
-    method.setup(b)
+    method.setup(b, INFO)
     method.train()
     return method, b
 
@@ -146,10 +147,9 @@ def test_ofd_margins_come_from_the_teachers_bn_and_the_teacher_runs_in_train_mod
 
 def test_reviewkd_fuses_to_the_teachers_levels():
     method, b = build("reviewkd")
-    method.student(b["input"])
-    fused = method.fuse(method.student_taps.take())
-    method.run_teacher(b["input"])
-    teacher = method.teacher_taps.take()
+    _, student_features = method.student_taps.run(method.student, b["input"])
+    fused = method.fuse(student_features)
+    _, teacher = method.teacher_taps.run(method.run_teacher, b["input"])
     assert [f.shape[1:] for f in fused] == [torch.Size(t.shape[1:]) if t.dim() == 4 else
                                           torch.Size([t.shape[1], 1, 1]) for t in teacher]
     _, raw = method.compute(b)
@@ -162,7 +162,7 @@ def test_crd_contrasts_against_other_classes_and_updates_only_the_batchs_rows():
     method, b = build("crd", num_negatives=16)
     before = method.memory.student_bank.clone()
     contrast = method.sampler(b["index"], 200)
-    labels = CETask().datasets()["train"].labels
+    labels = INFO["labels"]
     assert torch.equal(contrast[:, 0], b["index"])
     assert (labels[contrast[:, 1:]] != labels[b["index"]].unsqueeze(1)).all()  # "exact": other classes only
     _, raw = method.compute(b)
@@ -202,3 +202,22 @@ def test_cwd_on_the_segmentation_classifier_maps():
     _, raw = method.compute(b)
     assert raw["cwd"].item() > 0 and method.weight("cwd") == 5.0
     assert_routing(method, b)
+
+
+def test_crd_needs_the_training_labels_from_setup_info():
+    student, teacher = pair()
+    method = METHODS.get("crd")(student, [teacher], CETask())
+    with pytest.raises(Exception, match=r"info\['labels'\]"):
+        method.setup(batch(), {"num_samples": 40})
+
+
+@pytest.mark.parametrize("name", ["at", "fitnet", "sp", "nst", "vid", "ofd", "rkd", "pkt", "crd", "reviewkd"])
+def test_taps_hook_the_models_only_inside_the_training_step(name):
+    method, b = build(name)
+    seen = []
+    for model in (method.student, method.teacher):
+        model.register_forward_pre_hook(lambda m, args: seen.append(sum(len(x._forward_hooks) for x in m.modules())))
+    method(b)
+    assert seen[0] > 0 and seen[1] > 0  # the step records both networks' features ...
+    hooks = sum(len(x._forward_hooks) for model in (method.student, method.teacher) for x in model.modules())
+    assert hooks == 0  # ... and nothing stays on them for evaluation, export or timing

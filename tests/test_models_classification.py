@@ -133,10 +133,10 @@ def test_model_matches_reference(name):
     assert model.feature_tap == paths[-1]
     taps = FeatureTaps(model, model.stages)
     last = FeatureTaps(model, [model.feature_tap])
-    with torch.no_grad():
+    with torch.no_grad(), taps.recording() as record, last.recording() as last_record:
         logits = model(input_for(name))
-    feats = taps.take()
-    (tap,) = last.take()
+    feats = record.take()
+    (tap,) = last_record.take()
 
     assert logits.shape == (2, classes)
     assert logits[0, :4].tolist() == pytest.approx(ref.logits0, rel=1e-8, abs=1e-9)
@@ -163,8 +163,7 @@ def test_block_relu_tap_is_the_post_relu_block_output():
     model = create("resnet20").eval()
     taps = FeatureTaps(model, ["layer3", "layer3.2.relu", "layer2"])
     with torch.no_grad():
-        model(torch.randn(2, 3, 32, 32))
-    layer3, relu, layer2 = taps.take()
+        _, (layer3, relu, layer2) = taps.run(model, torch.randn(2, 3, 32, 32))
     assert torch.equal(layer3, relu)
     assert layer2.min() >= 0 and layer3.min() >= 0
 
@@ -173,8 +172,7 @@ def test_vgg_pools_once_more_for_64_pixel_inputs():
     model = create("vgg8").eval()
     taps = FeatureTaps(model, ["block3", "block4"])
     with torch.no_grad():
-        model(torch.randn(1, 3, 64, 64))
-    block3, block4 = taps.take()
+        _, (block3, block4) = taps.run(model, torch.randn(1, 3, 64, 64))
     assert block3.shape[-1] == 8 and block4.shape[-1] == 4
 
 

@@ -19,15 +19,14 @@ def test_fitnet_vgg13_vgg8_hint_loss_equals_official_convreg():
     fill_seeded(teacher, 1)
     fill_seeded(student, 2)
     x = seeded(3, 4, 3, 32, 32)
-    method = FitNet(student, [teacher], task=None, params=FitNet.Params())
+    method = FitNet(student, [teacher], params=FitNet.Params())
     method.setup({"input": x})
     assert method.pairs == [("block2", "block2")]  # RepDistiller hint_layer 2
     reg = method.regressors[0]
     fill_seeded(reg, 4)  # the official ConvReg's key names: conv.weight, conv.bias, bn.*
     method.train()
-    method.student(x)
-    method.run_teacher(x)
-    (fs,), (ft,) = method.student_taps.take(), method.teacher_taps.take()
+    _, (fs,) = method.student_taps.run(method.student, x)
+    _, (ft,) = method.teacher_taps.run(method.run_teacher, x)
     hint = fitnet_loss(reg(fs), ft).item()
     assert hint == pytest.approx(fx["vgg13_vgg8_hint_layer2_mse"], rel=1e-5)
 
@@ -74,6 +73,6 @@ def test_at_method_defaults_to_the_official_signed_power():
 
 def test_fitnet_names_the_layers_it_cannot_bridge():
     params = FitNet.Params(layers=[["block4", "block0"]])  # student 4x4, teacher 32x32
-    method = FitNet(vgg8(10), [vgg13(10)], task=None, params=params)
+    method = FitNet(vgg8(10), [vgg13(10)], params=params)
     with pytest.raises(UserError, match="'block4'.*'block0'"):
         method.setup({"input": seeded(0, 2, 3, 32, 32)})

@@ -22,9 +22,9 @@ def test_small_models_restore_and_expose_matching_bottlenecks():
         model.eval()
         taps = FeatureTaps(model, [model.feature_tap])
         with torch.no_grad():
-            y = model(x)
+            y, (feature,) = taps.run(model, x)
         assert y.shape == x.shape and float(y.abs().max()) <= 1.0  # tanh output
-        feats.append(taps.take()[0])
+        feats.append(feature)
     assert feats[0].shape == feats[1].shape == feats[2].shape == (2, 256, 4, 3)  # 1/16, student width
     assert sr_student.sr_branch is not None and student.sr_branch is None
     assert {"ktdn", "srktdn", "ktdn_teacher"} <= set(MODELS.names())
@@ -41,8 +41,9 @@ def test_paper_layouts():
     taps_s, taps_t = FeatureTaps(student, ["mid"]), FeatureTaps(teacher, ["mid"])
     x = torch.rand(1, 3, 32, 48)
     with torch.no_grad():
-        assert student(x).shape == x.shape and teacher(x).shape == x.shape
-    assert taps_s.take()[0].shape == taps_t.take()[0].shape == (1, 1024, 2, 3)
+        (ys, (fs,)), (yt, (ft,)) = taps_s.run(student, x), taps_t.run(teacher, x)
+    assert ys.shape == x.shape and yt.shape == x.shape
+    assert fs.shape == ft.shape == (1, 1024, 2, 3)
 
 
 def test_input_size_rules_and_bad_options():

@@ -20,10 +20,9 @@ def test_outputs_and_taps(name, kw):
     x = torch.randn(2, 3, 40, 48)
     taps = FeatureTaps(m, m.stages + [m.feature_tap])
     m.train()
-    out = m(x)
+    out, (*stages, feature) = taps.run(m, x)
     assert set(out) == {"out", "aux"}
     assert out["out"].shape == out["aux"].shape == (2, 5, 40, 48)
-    *stages, feature = taps.take()
     assert [s.shape[1] for s in stages] == m.stage_channels
     assert [s.shape[-1] for s in stages] == [12, 6, 6, 6]  # strides 4, 8, 8, 8 (output stride 8)
     assert feature.shape == (2, m.feature_channels, 5, 6)

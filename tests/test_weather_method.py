@@ -1,5 +1,4 @@
 """Two-stage knowledge learning ("tkl"): routing, projector shapes, stages, bad input."""
-import types
 import warnings
 
 import pytest
@@ -14,13 +13,8 @@ from kdvision.models.restoration.restoration_unet import WeatherUNet
 DOMAINS = ["haze", "rain", "snow"]
 
 
-class FakeTask:
-    def __init__(self, domains):
-        self.cfg = types.SimpleNamespace(data={"name": "embedded_weather"}, source="test.yaml")
-        self._domains = domains
-
-    def dataset_info(self):
-        return {"domains": list(self._domains)}
+#: the facts about the training data tkl's setup reads (``Task.method_info()``)
+INFO = {"domains": DOMAINS, "data_name": "embedded_weather"}
 
 
 class TinyPerceptual(torch.nn.Module):
@@ -45,7 +39,7 @@ def tiny(width=2):
     return WeatherUNet(width=width, bottleneck_blocks=1, level_blocks=1)
 
 
-def make_method(teacher_domains=("haze", "rain", "snow"), data_domains=DOMAINS, teacher_width=4, weights=None,
+def make_method(teacher_domains=("haze", "rain", "snow"), teacher_width=4, weights=None,
                 **params):
     torch.manual_seed(0)
     teachers = [tiny(teacher_width) for _ in teacher_domains]
@@ -55,7 +49,7 @@ def make_method(teacher_domains=("haze", "rain", "snow"), data_domains=DOMAINS, 
     p = TwoStageParams(allow_untrained_vgg=True, **params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = TwoStageKnowledgeLearning(tiny(2), teachers, FakeTask(data_domains), p, list(teacher_domains))
+        m = TwoStageKnowledgeLearning(tiny(2), teachers, params=p, teacher_domains=list(teacher_domains))
         m.configure_weights(weights or {})
     return m, seen
 
@@ -70,7 +64,7 @@ def batch(domain_ids, size=32):
 def test_each_teacher_receives_only_its_samples_and_the_student_all(tiny_vgg):
     m, seen = make_method(teacher_domains=("snow", "haze", "rain"))  # order differs from the data's
     b = batch([2, 0, 1, 0, 2, 1, 1])
-    m.setup(b)
+    m.setup(b, INFO)
     for s in seen:
         s.clear()
     out, losses = m(b)
@@ -88,7 +82,7 @@ def test_each_teacher_receives_only_its_samples_and_the_student_all(tiny_vgg):
 def test_projector_shapes_follow_the_taps(tiny_vgg):
     m, _ = make_method(teacher_width=4)  # teachers twice as wide as the student (width 2)
     b = batch([0, 1, 2])
-    m.setup(b)
+    m.setup(b, INFO)
     student_channels = [8, 16, 32, 32]  # enc2, enc3, enc4, bottleneck of width 2
     teacher_channels = [16, 32, 64, 64]
     assert len(m.student_projectors) == 4 and len(m.teacher_projectors) == 3
@@ -105,7 +99,7 @@ def test_projector_shapes_follow_the_taps(tiny_vgg):
 def test_stage_switch_to_knowledge_examination_and_state_dict(tiny_vgg):
     m, seen = make_method()
     b = batch([0, 1, 2, 0, 1, 2])
-    m.setup(b)
+    m.setup(b, INFO)
     for s in seen:
         s.clear()
     m.set_params({"collation": False})
@@ -117,7 +111,7 @@ def test_stage_switch_to_knowledge_examination_and_state_dict(tiny_vgg):
     assert not any(k.startswith(("teachers.", "perceptual.")) for k in state)
     assert any(k.startswith("teacher_projectors.") for k in state)
     m2, _ = make_method()
-    m2.setup(b)
+    m2.setup(b, INFO)
     m2.load_trainable_state_dict(state)
     assert torch.equal(m2.student.head[1].weight, m.student.head[1].weight)
 
@@ -127,7 +121,7 @@ def test_official_variants_select_target_positive_and_own_negative():
     m, _ = make_method(scr_positive="target", scr_negatives="own",
                        weights={"pfe": 0.0, "pfv": 0.0, "l1_teacher": 0.0})
     b = batch([0, 1, 2])
-    m.setup(b)
+    m.setup(b, INFO)
     _, losses = m(b)
     assert set(losses) == {"scr"}
     from kdvision.losses.contrastive import contrastive_regularization
@@ -141,13 +135,24 @@ def test_official_variants_select_target_positive_and_own_negative():
 def test_bad_input_is_one_line_user_error(tiny_vgg):
     m, _ = make_method(teacher_domains=("haze", "rain", "fog"))
     with pytest.raises(UserError, match="'fog' is not a weather type of data"):
-        m.setup(batch([0, 1, 2]))
+        m.setup(batch([0, 1, 2]), INFO)
     m, _ = make_method(teacher_domains=("haze", "rain"))
     with pytest.raises(UserError, match="'snow' samples but no teacher serves them"):
-        m.setup(batch([0, 1, 2]))
+        m.setup(batch([0, 1, 2]), INFO)
     m, _ = make_method()
-    m.setup(batch([0, 1, 2]))
+    m.setup(batch([0, 1, 2]), INFO)
     with pytest.raises(UserError, match="has no 'rain' samples"):
         m(batch([0, 2, 2]))
     with pytest.raises(UserError, match="'method.scr_positive' must be one of teacher, target"):
         params_from_dict(TwoStageParams, {"name": "tkl", "scr_positive": "gt"}, "method", "c.yaml")
+
+
+def test_setup_reads_the_weather_types_from_info_and_forward_needs_it(tiny_vgg):
+    m, _ = make_method()
+    with pytest.raises(UserError, match="names no weather types"):
+        m.setup(batch([0, 1, 2]), {"data_name": "plain"})
+    m, _ = make_method(teacher_domains=("snow", "haze", "rain"))
+    with pytest.raises(RuntimeError, match="setup"):
+        m(batch([0, 1, 2]))
+    m.setup(batch([0, 1, 2]), {"domains": ["snow", "rain", "haze"]})  # the data's own order
+    assert m.domain_to_teacher == {0: 0, 1: 2, 2: 1}

@@ -9,8 +9,9 @@ def test_taps_at_quarter_eighth_and_twice_sixteenth_and_any_input_size():
     model = create("tkl_unet", width=4, bottleneck_blocks=2, level_blocks=1)
     taps = FeatureTaps(model, model.stages)
     x = torch.rand(2, 3, 64, 48)
-    assert model(x).shape == x.shape
-    shapes = [tuple(f.shape) for f in taps.take()]
+    out, feats = taps.run(model, x)
+    assert out.shape == x.shape
+    shapes = [tuple(f.shape) for f in feats]
     assert shapes == [(2, 16, 16, 12), (2, 32, 8, 6), (2, 64, 4, 3), (2, 64, 4, 3)]
     odd = torch.rand(1, 3, 21, 37)
     assert model(odd).shape == odd.shape

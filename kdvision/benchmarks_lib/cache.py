@@ -76,7 +76,8 @@ def interleaved_epochs(config: str, overrides: dict[str, list[str]], rounds: int
     """Seconds of each training epoch of each kind, the kinds' epochs interleaved."""
     from kdvision.config import load_config
     from kdvision.engine.logger import RunLogger
-    from kdvision.engine.trainer import Trainer, epoch_seed, seed_everything
+    from kdvision.engine.runtime import epoch_seed, seed_everything
+    from kdvision.engine.trainer import Trainer
 
     trainers = {}
     for kind, extra in overrides.items():

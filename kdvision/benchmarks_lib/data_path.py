@@ -81,7 +81,7 @@ def trainers_for(config: str, overrides: list[str], work: Path) -> dict:
 
 def loader_seconds(t, epoch: int) -> float:
     """One epoch of the training loader's batches, moved to the device, no training step."""
-    from kdvision.engine.trainer import epoch_seed, seed_everything, to_device
+    from kdvision.engine.runtime import epoch_seed, seed_everything, to_device
 
     seed_everything(epoch_seed(t.cfg.seed, epoch))
     steps = t.cfg.train.max_steps_per_epoch or 10 ** 9
@@ -96,7 +96,7 @@ def loader_seconds(t, epoch: int) -> float:
 
 
 def epoch_seconds(t, epoch: int) -> float:
-    from kdvision.engine.trainer import epoch_seed, seed_everything
+    from kdvision.engine.runtime import epoch_seed, seed_everything
 
     seed_everything(epoch_seed(t.cfg.seed, epoch))
     start = time.perf_counter()

@@ -76,7 +76,7 @@ def measure(teacher="resnet56", student="resnet20", method="kd", num_classes=100
     """
     from kdvision.config import OptimizerConfig
     from kdvision.engine.optim import build_optimizer
-    from kdvision.engine.trainer import autocast_factory, pick_device, to_device, train_step
+    from kdvision.engine.runtime import autocast_factory, pick_device, to_device, train_step
 
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
     dev = pick_device(device)

@@ -13,7 +13,7 @@ from kdvision.cache.store import (DTYPES, FORMAT, VERSION, TeacherCache, check_s
                                   mismatches)
 from kdvision.cache.views import CachedViews, RecordingViews, param_types, replayable
 from kdvision.errors import UserError
-from kdvision.tasks.base import main_output
+from kdvision.outputs import main_output
 
 CACHE_FILE = "teacher_cache.safetensors"
 
@@ -73,7 +73,7 @@ def image_size(train) -> tuple[int, int]:
 @torch.no_grad()
 def build_cache(teacher, train, expected: dict, cfg, device: torch.device, log=lambda s: None) -> TeacherCache:
     """Run the teacher (eval mode, fp32) on ``views`` recorded augmentations of every sample."""
-    from kdvision.engine.trainer import worker_init
+    from kdvision.engine.runtime import worker_init
 
     tc = cfg.teacher_cache
     views, n = expected["views"], len(train)

@@ -105,8 +105,7 @@ def build_method(cfg: Config, task: Task, teachers: list[nn.Module]) -> Method:
     check_teacher_count(cfg, cls)
     params, weights = method_params(cfg, cls)
     student = task.create_model(cfg.student, "student", load_pretrained=True)
-    domains = [t.domain for t in cfg.all_teachers()]
-    method = cls(student, teachers, task, params, teacher_domains=domains)
+    method = cls.from_config(cfg, student, teachers, task, params)
     method.configure_weights(weights)
     return method
 

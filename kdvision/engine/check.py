@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Subset
 from kdvision.config import Config, load_config
 from kdvision.engine import build
 from kdvision.engine.optim import build_optimizer
-from kdvision.engine.trainer import autocast_factory, epoch_seed, pick_device, to_device
+from kdvision.engine.runtime import autocast_factory, epoch_seed, pick_device, to_device
 from kdvision.engine.weights import load_weights_into
 from kdvision.errors import UserError
 from kdvision.models import count_parameters
@@ -47,7 +47,7 @@ def check_config(cfg: Config, out: str | Path | None = None, _chain: tuple[Path,
     batch = to_device(next(iter(_train_loader(cfg, datasets["train"]))), device)
     task.check_batch(batch)
     with autocast():
-        method.setup(batch)
+        method.setup(batch, task.method_info())
     optimizer = build_optimizer(cfg.train.optimizer, method.param_groups())
     method.train()
     with autocast():

@@ -6,7 +6,7 @@ from torch.utils.data import DataLoader
 
 from kdvision.config import Config
 from kdvision.engine.build import build_task
-from kdvision.engine.trainer import autocast_factory, pick_device
+from kdvision.engine.runtime import autocast_factory, pick_device
 from kdvision.engine.weights import load_weights_into
 
 

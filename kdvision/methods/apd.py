@@ -47,11 +47,10 @@ from kdvision.losses.pixel_kd import Reduction, pixel_kd_loss
 from kdvision.losses.prototypes import grouped_class_prototypes, perspective_logits
 from kdvision.methods.base import Method
 from kdvision.methods.feature_pairs import feature_tap
-from kdvision.methods.pixel_kd import student_align_corners, to_label_size
+from kdvision.methods.pixel_kd import student_align_corners
+from kdvision.outputs import main_output, per_pixel_ce, to_label_size
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
-from kdvision.tasks.base import main_output
-from kdvision.tasks.segmentation import per_pixel_ce
 
 
 Pooling = Literal["image", "batch"]
@@ -91,8 +90,9 @@ class APD(Method):
     default_weights = {"kd": 10.0, "pkl": 10.0, "align": 10.0, "teacher_reg": 1.0}
     renamed_params = {"kd_weight": "kd", "pkl_weight": "pkl", "align_weight": "align"}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         self.student_taps = FeatureTaps(student, [feature_tap(student, params.student_tap, "student")], "student")
         self.teacher_taps = FeatureTaps(self.teacher, [feature_tap(self.teacher, params.teacher_tap, "teacher")],
                                         "teacher")
@@ -102,15 +102,14 @@ class APD(Method):
 
     # -- connectors --------------------------------------------------------------
     @torch.no_grad()
-    def setup(self, batch):
+    def setup(self, batch, info=None):
         device = next(self.student.parameters()).device
         x = batch["input"].to(device)
         was_training = self.student.training
         self.student.eval()
-        self.student(x)
+        _, (fs,) = self.student_taps.run(self.student, x)
         self.student.train(was_training)
-        self.run_teacher(x)
-        (fs,), (ft,) = self.student_taps.take(), self.teacher_taps.take()
+        _, (ft,) = self.teacher_taps.run(self.run_teacher, x)
         if fs.dim() != 4 or ft.dim() != 4:
             raise UserError(f"method: APD needs [B, C, h, w] features at the taps, got student {tuple(fs.shape)} "
                             f"and teacher {tuple(ft.shape)}")
@@ -134,10 +133,10 @@ class APD(Method):
             raise RuntimeError("APD.setup(batch) must run before the first forward (it builds the projectors)")
         p = self.params
         x, y = batch["input"], batch["target"]
-        out = self.student(x)
-        teacher_logits = main_output(self.run_teacher(x))
-        (fs,), (ft,) = self.student_taps.take(), self.teacher_taps.take()
-        losses = dict(self.task.loss(out, batch))
+        out, (fs,) = self.student_taps.run(self.student, x)
+        teacher_out, (ft,) = self.teacher_taps.run(self.run_teacher, x)
+        teacher_logits = main_output(teacher_out)
+        losses = self.task_loss(out, batch)
         size = y.shape[-2:]
         align = self.align_corners
         if self.active("kd"):

@@ -32,20 +32,20 @@ class AttentionTransfer(Method):
     default_weights = {"at": 1000.0}  # CIFAR default: CE + 1000 * sum L_AT (beta = 1e3 in the paper's code)
     renamed_params = {"weight": "at", "ce_weight": "ce"}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         self.pairs = resolve_layer_pairs(params.layers, student, self.teacher, "stages")
         self.student_taps = FeatureTaps(student, [p[0] for p in self.pairs], owner="student")
         self.teacher_taps = FeatureTaps(self.teacher, [p[1] for p in self.pairs], owner="teacher")
 
     def compute(self, batch):
         p = self.params
-        out = self.student(batch["input"])
-        losses = dict(self.task.loss(out, batch))
         if not self.active("at"):
-            self.student_taps.take()
-            return out, losses
-        self.run_teacher(batch["input"])
-        losses["at"] = sum(at_loss(fs, ft, p.p, p.absolute)
-                           for fs, ft in zip(self.student_taps.take(), self.teacher_taps.take()))
+            out = self.student(batch["input"])
+            return out, self.task_loss(out, batch)
+        out, student_features = self.student_taps.run(self.student, batch["input"])
+        losses = self.task_loss(out, batch)
+        _, teacher_features = self.teacher_taps.run(self.run_teacher, batch["input"])
+        losses["at"] = sum(at_loss(fs, ft, p.p, p.absolute) for fs, ft in zip(student_features, teacher_features))
         return out, losses

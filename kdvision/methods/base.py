@@ -8,21 +8,64 @@ method's ``default_weights``, else 1) and returns ``(student_output, {term: weig
 keeping the unweighted values in ``raw_terms``. The trainer sums the weighted dict,
 backpropagates, logs every term weighted and unweighted, and hands the method its progress
 (``set_progress``) before each step. The trainer knows nothing of any method.
+
+A method knows no task and no data set: it gets the task's supervised loss as a ``TaskLoss``
+(anything with ``loss(output, batch) -> {term: tensor}``, e.g. a ``kdvision.tasks.Task``) or
+as a plain callable ``(output, batch) -> {term: tensor} | tensor``, and the facts about the
+training data (``num_classes``, ``domains``, ``num_samples``, ``labels``, ``data_name``) as the
+``info`` of ``setup(batch, info)``. So a method runs in any training loop::
+
+    method = METHODS.get("kd")(student, teacher, task_loss=lambda out, b: {"ce": F.cross_entropy(out, b["target"])})
+    method.setup(first_batch)
+    out, losses = method(batch)
+    sum(losses.values()).backward()
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import nn
 
 from kdvision.errors import UserError
 from kdvision.methods.loss_weights import Weight, parse_weight
-from kdvision.tasks.base import main_output
+from kdvision.outputs import main_output
 
 
 UNIT_WEIGHT = Weight(1.0)
+
+#: the term a task loss returning one tensor (not a dict) is logged and weighted as
+TASK_TERM = "task"
+
+
+@runtime_checkable
+class TaskLoss(Protocol):
+    """The task's own supervised loss, as a method sees it (``kdvision.tasks.Task`` is one)."""
+
+    def loss(self, output: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """{term: loss} of the student's output on a batch, e.g. {"ce": ...}."""
+        ...
+
+
+def as_task_loss(task_loss: TaskLoss | Callable | None) -> Callable[[Any, dict], dict[str, torch.Tensor]]:
+    """A function ``(output, batch) -> {term: tensor}`` from a ``TaskLoss``, a callable returning a
+    dict or one tensor (named ``"task"``), or None (a method that calls it then fails clearly)."""
+    if task_loss is None:
+        def missing(output, batch):
+            raise TypeError("this method adds the task's own loss: build it with task_loss= (a callable "
+                            "(output, batch) -> {term: tensor} or an object with .loss(output, batch))")
+        return missing
+    fn = task_loss.loss if isinstance(task_loss, TaskLoss) else task_loss
+    if not callable(fn):
+        raise TypeError(f"task_loss must be callable or have .loss(output, batch); got {type(task_loss).__name__}")
+
+    def loss(output, batch):
+        terms = fn(output, batch)
+        return dict(terms) if isinstance(terms, Mapping) else {TASK_TERM: terms}
+
+    return loss
 
 
 @dataclass
@@ -53,17 +96,18 @@ class Method(nn.Module):
     #: old config keys of weights -> their term in ``method.weights`` (one line names the new key)
     renamed_params: dict[str, str] = {}
 
-    def __init__(self, student: nn.Module, teachers: list[nn.Module], task, params,
-                 teacher_domains: list[str | None] | None = None):
+    def __init__(self, student: nn.Module, teachers: nn.Module | Sequence[nn.Module] = (),
+                 task_loss: TaskLoss | Callable | None = None, params=None):
+        """``teachers``: one module or a list (frozen here); ``task_loss``: see ``as_task_loss``;
+        ``params``: a ``Params`` instance (default: ``Params()``, the paper's defaults)."""
         super().__init__()
         self.student = student
-        self.teachers = nn.ModuleList(teachers)
-        self.teacher_domains = list(teacher_domains or [None] * len(teachers))
+        self.teachers = nn.ModuleList([teachers] if isinstance(teachers, nn.Module) else list(teachers))
         for t in self.teachers:
             t.requires_grad_(False)
             t.eval()
-        self.task = task
-        self.params = params
+        self.task_loss = as_task_loss(task_loss)
+        self.params = self.Params() if params is None else params
         self.progress = 0.0
         self.configured_weights: dict[str, Weight] = {}  # method.weights of the config
         self.loss_weights: dict[str, Weight] = {}  # those in force (the current stage's on top)
@@ -81,6 +125,12 @@ class Method(nn.Module):
 
     # -- lifecycle ---------------------------------------------------------------
     @classmethod
+    def from_config(cls, cfg, student: nn.Module, teachers: list[nn.Module], task_loss, params) -> "Method":
+        """The method of a run config (``engine/build.py``); a method that needs more of the
+        config than its ``method`` section (e.g. tkl: each teacher's ``domain``) overrides this."""
+        return cls(student, teachers, task_loss, params)
+
+    @classmethod
     def validate(cls, cfg, dataset_info: dict[str, Any]) -> None:
         """Check the config against the data before anything trains (no teacher is built yet).
 
@@ -88,8 +138,12 @@ class Method(nn.Module):
         "domains"). Raise ``UserError`` naming the config key. Default: nothing to check.
         """
 
-    def setup(self, batch: dict[str, Any]) -> None:
-        """Build shape-dependent connectors from a first batch (default: nothing to build)."""
+    def setup(self, batch: dict[str, Any], info: Mapping[str, Any] | None = None) -> None:
+        """Build shape-dependent connectors from a first batch (default: nothing to build).
+
+        ``info``: facts about the training data (``Task.method_info()``: "num_classes",
+        "domains", "num_samples", "labels", "data_name"); a method that needs one names it in
+        its error when it is missing."""
 
     def set_params(self, overrides: dict) -> None:
         """Stage switch: replace some hyper-parameters from the stage config; the stage's

@@ -34,17 +34,6 @@ from kdvision.taps import FeatureTaps
 NegativeMode = Literal["exact", "relax"]
 
 
-def dataset_labels(dataset) -> torch.Tensor:
-    """Every training sample's class, in data-set index order."""
-    labels = getattr(dataset, "labels", None)
-    if labels is None and hasattr(dataset, "samples"):
-        labels = [label for _, label in dataset.samples]
-    if labels is None:
-        raise UserError(f"method crd: the training set ({type(dataset).__name__}) does not list its labels "
-                        f"('labels' or 'samples'), which CRD's memory bank needs")
-    return torch.as_tensor(labels, dtype=torch.long)
-
-
 class Embed(nn.Module):
     """Linear projection to the contrast space, L2-normalised (RepDistiller ``crd/criterion.py`` Embed)."""
 
@@ -98,24 +87,29 @@ class CRD(Method):
     teachers_required = "one"
     default_weights = {"ce": 1.0, "crd": 0.8}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         self.student_taps = FeatureTaps(student, [pooled_feature_tap(student, params.student_tap, "student")], "student")
         self.teacher_taps = FeatureTaps(self.teacher, [pooled_feature_tap(self.teacher, params.teacher_tap, "teacher")],
                                         "teacher")
-        labels = dataset_labels(task.datasets()["train"])
-        self.sampler = NegativeSampler(labels, params.negatives)
-        self.n_data = labels.numel()
+        self.sampler: NegativeSampler | None = None  # built in setup from the data's labels
 
     @torch.no_grad()
-    def setup(self, batch):
+    def setup(self, batch, info=None):
+        labels = (info or {}).get("labels")
+        if labels is None:
+            raise UserError("method crd: the training set does not list its labels ('labels' or 'samples'), "
+                            "which CRD's memory bank needs (setup's info['labels'])")
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        self.sampler = NegativeSampler(labels, self.params.negatives).to(batch["input"].device)
+        self.n_data = labels.numel()
         x = batch["input"]
         was_training = self.student.training
         self.student.eval()  # shapes only: no BN statistics from this pass
-        self.student(x)
+        _, (fs,) = self.student_taps.run(self.student, x)
         self.student.train(was_training)
-        self.run_teacher(x)
-        (fs,), (ft,) = self.student_taps.take(), self.teacher_taps.take()
+        _, (ft,) = self.teacher_taps.run(self.run_teacher, x)
         dim = self.params.feat_dim
         device = x.device
         self.embed_student = Embed(fs.flatten(1).shape[1], dim).to(device)
@@ -123,12 +117,10 @@ class CRD(Method):
         self.memory = ContrastMemory(dim, self.n_data, self.params.temperature, self.params.momentum).to(device)
 
     def compute(self, batch):
-        out = self.student(batch["input"])
-        (fs,) = self.student_taps.take()
-        losses = dict(self.task.loss(out, batch))
+        out, (fs,) = self.student_taps.run(self.student, batch["input"])
+        losses = self.task_loss(out, batch)
         if self.active("crd"):
-            self.run_teacher(batch["input"])
-            (ft,) = self.teacher_taps.take()
+            _, (ft,) = self.teacher_taps.run(self.run_teacher, batch["input"])
             index = batch.get("index")
             if index is None:
                 raise UserError("method crd: the training batches carry no 'index' (the sample's position in the "

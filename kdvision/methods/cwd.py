@@ -40,18 +40,17 @@ class CWD(Method):
     teachers_required = "one"
     default_weights = {"cwd": 5.0}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         self.student_taps = FeatureTaps(student, [params.student_tap], owner="student")
         self.teacher_taps = FeatureTaps(self.teacher, [params.teacher_tap], owner="teacher")
 
     def compute(self, batch):
-        out = self.student(batch["input"])
-        (s,) = self.student_taps.take()
-        losses = dict(self.task.loss(out, batch))
+        out, (s,) = self.student_taps.run(self.student, batch["input"])
+        losses = self.task_loss(out, batch)
         if self.active("cwd"):
-            self.run_teacher(batch["input"])
-            (t,) = self.teacher_taps.take()
+            _, (t,) = self.teacher_taps.run(self.run_teacher, batch["input"])
             if s.shape[1] != t.shape[1]:
                 raise UserError(f"method cwd: the student tap '{self.params.student_tap}' has {s.shape[1]} channels, "
                                 f"the teacher tap '{self.params.teacher_tap}' {t.shape[1]}; tap the logit maps")

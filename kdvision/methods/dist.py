@@ -17,7 +17,7 @@ from kdvision.errors import UserError
 from kdvision.losses.dist import dist_terms
 from kdvision.methods.base import Method
 from kdvision.registry import METHODS
-from kdvision.tasks.base import main_output
+from kdvision.outputs import main_output
 
 
 @METHODS.register("dist")
@@ -38,7 +38,7 @@ class DIST(Method):
 
     def compute(self, batch):
         out = self.student(batch["input"])
-        losses = dict(self.task.loss(out, batch))
+        losses = self.task_loss(out, batch)
         if self.active("inter") or self.active("intra"):
             losses["inter"], losses["intra"] = dist_terms(main_output(out), self.teacher_logits(batch),
                                                           self.params.temperature)

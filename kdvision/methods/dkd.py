@@ -20,7 +20,7 @@ from kdvision.losses.dkd import dkd_terms
 from kdvision.losses.logit_standardization import standardize_logits
 from kdvision.methods.base import Method
 from kdvision.registry import METHODS
-from kdvision.tasks.base import main_output
+from kdvision.outputs import main_output
 
 
 def warmup(to: float, epochs: int = 20) -> dict:
@@ -47,7 +47,7 @@ class DKD(Method):
 
     def compute(self, batch):
         out = self.student(batch["input"])
-        losses = dict(self.task.loss(out, batch))
+        losses = self.task_loss(out, batch)
         if self.active("tckd") or self.active("nckd"):
             zs, zt = main_output(out), self.teacher_logits(batch)
             if self.params.standardize:

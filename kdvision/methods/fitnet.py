@@ -67,8 +67,9 @@ class FitNet(Method):
     default_weights = {"hint": 100.0}  # community default (RepDistiller: beta = 100)
     renamed_params = {"weight": "hint", "ce_weight": "ce"}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         if params.layers:
             self.pairs = resolve_layer_pairs(params.layers, student, self.teacher, "stages")
         else:
@@ -82,13 +83,13 @@ class FitNet(Method):
         self.regressors = nn.ModuleList()
 
     @torch.no_grad()
-    def setup(self, batch):
+    def setup(self, batch, info=None):
         was_training = self.student.training
         self.student.eval()
-        self.student(batch["input"])
-        self.run_teacher(batch["input"])
+        _, student_features = self.student_taps.run(self.student, batch["input"])
+        _, teacher_features = self.teacher_taps.run(self.run_teacher, batch["input"])
         self.student.train(was_training)
-        for (s_path, t_path), fs, ft in zip(self.pairs, self.student_taps.take(), self.teacher_taps.take()):
+        for (s_path, t_path), fs, ft in zip(self.pairs, student_features, teacher_features):
             try:
                 reg = ConvRegressor(fs.shape[1:], ft.shape[1:], self.params.relu)
             except ValueError as e:
@@ -97,12 +98,12 @@ class FitNet(Method):
             self.regressors.append(reg.to(fs.device))
 
     def compute(self, batch):
-        out = self.student(batch["input"])
-        losses = dict(self.task.loss(out, batch))
         if not self.active("hint"):
-            self.student_taps.take()
-            return out, losses
-        self.run_teacher(batch["input"])
-        pairs = zip(self.regressors, self.student_taps.take(), self.teacher_taps.take())
+            out = self.student(batch["input"])
+            return out, self.task_loss(out, batch)
+        out, student_features = self.student_taps.run(self.student, batch["input"])
+        losses = self.task_loss(out, batch)
+        _, teacher_features = self.teacher_taps.run(self.run_teacher, batch["input"])
+        pairs = zip(self.regressors, student_features, teacher_features)
         losses["hint"] = sum(fitnet_loss(reg(fs), ft) for reg, fs, ft in pairs)
         return out, losses

@@ -61,12 +61,11 @@ from kdvision.losses import at_loss, fitnet_loss, kd_loss
 from kdvision.losses.pixel_kd import pixel_kd_loss
 from kdvision.methods.base import Method
 from kdvision.methods.loss_weights import Weight
-from kdvision.methods.pixel_kd import to_label_size
+from kdvision.outputs import main_output, to_label_size
 from kdvision.models.frskd_seg_self_teacher import FRSKDSegSelfTeacher
 from kdvision.models.frskd_self_teacher import conv1x1_bn_relu, frskd_self_teacher
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
-from kdvision.tasks.base import main_output
 
 FeatureLoss = Literal["attention", "l2"]
 DenseSelfTeacher = Literal["official", "stage_bifpn"]
@@ -103,8 +102,9 @@ class FRSKD(Method):
     default_weights = {"kd": 2.0, "feature": 100.0, "ce_self_teacher": 1.0}
     renamed_params = {"alpha": "kd", "beta": "feature"}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         stages = list(params.stages) or list(getattr(student, "stages", None) or [])
         if not stages:
             raise UserError(f"frskd: the student ({type(student).__name__}) has no 'stages' attribute; "
@@ -120,14 +120,14 @@ class FRSKD(Method):
         t = self.params.temperature
         return float(DEFAULT_WEIGHTS["dense" if self.dense else "classification"][2] if t is None else t)
 
-    def setup(self, batch):
+    def setup(self, batch, info=None):
         if self.self_teacher is not None:
             return
         was_training = self.student.training
         self.student.eval()  # the shape probe must not move the BN running statistics
         with torch.no_grad():
-            logits = main_output(self.student(batch["input"]))
-        features = self.taps.take()
+            out, features = self.taps.run(self.student, batch["input"])
+        logits = main_output(out)
         self.student.train(was_training)
         for path, f in zip(self.taps.paths, features):
             if f.dim() != 4:
@@ -178,12 +178,11 @@ class FRSKD(Method):
             raise RuntimeError("frskd: setup(batch) must run before forward (it builds the self-teacher)")
         p = self.params
         temperature = self.temperature()
-        out = self.student(batch["input"])
-        features = self.taps.take()
+        out, features = self.taps.run(self.student, batch["input"])
         refined, self_teacher_logits = self.self_teacher(features)
 
-        losses = dict(self.task.loss(out, batch))
-        losses.update({f"{k}_self_teacher": v for k, v in self.task.loss(self_teacher_logits, batch).items()})
+        losses = self.task_loss(out, batch)
+        losses.update({f"{k}_self_teacher": v for k, v in self.task_loss(self_teacher_logits, batch).items()})
         if self.active("kd"):
             if self.dense:  # per-pixel KD at the label size (self-teacher side detached)
                 size = batch["target"].shape[-2:]

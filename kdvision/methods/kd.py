@@ -8,7 +8,7 @@ from kdvision.losses import kd_loss
 from kdvision.losses.logit_standardization import standardize_logits
 from kdvision.methods.base import Method
 from kdvision.registry import METHODS
-from kdvision.tasks.base import main_output
+from kdvision.outputs import main_output
 
 
 @dataclass
@@ -37,7 +37,7 @@ class KD(Method):
 
     def compute(self, batch):
         out = self.student(batch["input"])
-        losses = dict(self.task.loss(out, batch))
+        losses = self.task_loss(out, batch)
         if self.active("kd"):
             zs, zt = main_output(out), self.teacher_logits(batch)
             if self.params.standardize:

@@ -52,8 +52,9 @@ class KTDN(Method):
     default_weights = {"kt": 1.0}  # L1(student feature, teacher feature of the clear image)
     renamed_params = {"kt_weight": "kt"}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         self.student_path = feature_tap(student, params.student_tap, "student", "mid")
         self.teacher_path = feature_tap(self.teacher, params.teacher_tap, "teacher", "mid")
         self.student_taps = FeatureTaps(student, [self.student_path], owner="student")
@@ -75,14 +76,12 @@ class KTDN(Method):
             self.student.eval()
 
     @torch.no_grad()
-    def setup(self, batch):
+    def setup(self, batch, info=None):
         """Check on a first batch that the two transferred features have one shape."""
         was_training = self.student.training
         self.student.eval()
-        x = batch["input"][:1]
-        self.student(x)
-        self.run_teacher(batch["target"][:1])
-        s, t = self.student_taps.take()[0], self.teacher_taps.take()[0]
+        _, (s,) = self.student_taps.run(self.student, batch["input"][:1])
+        _, (t,) = self.teacher_taps.run(self.run_teacher, batch["target"][:1])
         self.student.train(was_training)
         if s.shape != t.shape:
             raise UserError(f"method ktdn: student tap '{self.student_path}' gives {tuple(s.shape[1:])} but "
@@ -90,15 +89,14 @@ class KTDN(Method):
                             f"with the student's bottleneck width (teacher.model.student_width)")
 
     def compute(self, batch):
-        out = self.student(batch["input"])
-        f_student = self.student_taps.take()[0]
-        losses = dict(self.task.loss(out, batch))
-        if self.active("kt"):
-            self.run_teacher(batch["target"])  # the teacher sees the matching CLEAR image
-            f_teacher = self.teacher_taps.take()[0]
-            losses["kt"] = feature_transfer_l1(f_student, f_teacher)
-        else:
-            self.teacher_taps.outputs = {}
+        if not self.active("kt"):
+            out = self.student(batch["input"])
+            return out, self.task_loss(out, batch)
+        out, (f_student,) = self.student_taps.run(self.student, batch["input"])
+        losses = self.task_loss(out, batch)
+        # the teacher sees the matching CLEAR image
+        _, (f_teacher,) = self.teacher_taps.run(self.run_teacher, batch["target"])
+        losses["kt"] = feature_transfer_l1(f_student, f_teacher)
         return out, losses
 
 

@@ -19,7 +19,7 @@ from kdvision.errors import UserError
 from kdvision.losses.multi_teacher import multi_teacher_kd_loss
 from kdvision.methods.base import Method
 from kdvision.registry import METHODS
-from kdvision.tasks.base import main_output
+from kdvision.outputs import main_output
 
 WEIGHTINGS = ("average", "confidence")
 
@@ -51,7 +51,7 @@ class MultiTeacherKD(Method):
 
     def compute(self, batch):
         out = self.student(batch["input"])
-        losses = dict(self.task.loss(out, batch))
+        losses = self.task_loss(out, batch)
         if self.active("kd"):
             p = self.params
             losses["kd"] = multi_teacher_kd_loss(main_output(out), self.all_teacher_logits(batch), batch["target"],

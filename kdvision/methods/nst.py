@@ -28,17 +28,19 @@ class NST(Method):
     teachers_required = "one"
     default_weights = {"ce": 1.0, "nst": 50.0}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         self.pairs = resolve_layer_pairs(params.layers, student, self.teacher, "stages")
         self.student_taps = FeatureTaps(student, [p[0] for p in self.pairs], owner="student")
         self.teacher_taps = FeatureTaps(self.teacher, [p[1] for p in self.pairs], owner="teacher")
 
     def compute(self, batch):
-        out = self.student(batch["input"])
-        student_features = self.student_taps.take()
-        losses = dict(self.task.loss(out, batch))
-        if self.active("nst"):
-            self.run_teacher(batch["input"])
-            losses["nst"] = sum(nst_loss(fs, ft) for fs, ft in zip(student_features, self.teacher_taps.take()))
+        if not self.active("nst"):
+            out = self.student(batch["input"])
+            return out, self.task_loss(out, batch)
+        out, student_features = self.student_taps.run(self.student, batch["input"])
+        losses = self.task_loss(out, batch)
+        _, teacher_features = self.teacher_taps.run(self.run_teacher, batch["input"])
+        losses["nst"] = sum(nst_loss(fs, ft) for fs, ft in zip(student_features, teacher_features))
         return out, losses

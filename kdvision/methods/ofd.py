@@ -56,8 +56,9 @@ class OFD(Method):
     teachers_required = "one"
     default_weights = {"ce": 1.0, "ofd": 1e-3}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         pairs = resolve_layer_pairs(params.layers, student, self.teacher, "preact_stages")
         bns = params.teacher_bns or getattr(self.teacher, "bn_before_relu", None)
         if not bns:
@@ -87,27 +88,26 @@ class OFD(Method):
         return self
 
     @torch.no_grad()
-    def setup(self, batch):
+    def setup(self, batch, info=None):
         was_training = self.training
         self.eval()
-        self.student(batch["input"])
-        self.run_teacher(batch["input"])
+        _, student_features = self.student_taps.run(self.student, batch["input"])
+        _, teacher_features = self.teacher_taps.run(self.run_teacher, batch["input"])
         self.train(was_training)
-        for fs, ft, m in zip(self.student_taps.take(), self.teacher_taps.take(), self.margins()):
+        for fs, ft, m in zip(student_features, teacher_features, self.margins()):
             if m.shape[1] != ft.shape[1]:
                 raise UserError(f"method.teacher_bns: a BN has {m.shape[1]} channels but its teacher layer "
                                 f"{ft.shape[1]}")
             self.connectors.append(connector(fs.shape[1], ft.shape[1]).to(fs.device))
 
     def compute(self, batch):
-        out = self.student(batch["input"])
-        student_features = self.student_taps.take()
-        losses = dict(self.task.loss(out, batch))
+        out, student_features = self.student_taps.run(self.student, batch["input"])
+        losses = self.task_loss(out, batch)
         if self.active("ofd"):
-            self.run_teacher(batch["input"])
+            _, teacher_features = self.teacher_taps.run(self.run_teacher, batch["input"])
             n = len(self.pairs)
             total = 0.0
-            for i, (conn, fs, ft, m) in enumerate(zip(self.connectors, student_features, self.teacher_taps.take(),
+            for i, (conn, fs, ft, m) in enumerate(zip(self.connectors, student_features, teacher_features,
                                                      self.margins())):
                 s = conn(fs)
                 t = F.adaptive_avg_pool2d(ft, s.shape[-2:])

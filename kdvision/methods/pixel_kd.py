@@ -4,23 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-
 from kdvision.config_checks import PositiveFloat
 from kdvision.losses.pixel_kd import Reduction, pixel_kd_loss
 from kdvision.methods.base import Method
 from kdvision.registry import METHODS
-from kdvision.tasks.base import main_output
-
-
-def to_label_size(logits: torch.Tensor, size, align_corners: bool = False) -> torch.Tensor:
-    """Bilinear upsampling of logits to the label size (no-op when they already match).
-
-    ``align_corners`` True is the official PSPNet/APD code's upsampling (exact on 8k+1 crops)."""
-    if tuple(logits.shape[-2:]) == tuple(size):
-        return logits
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=align_corners)
+from kdvision.outputs import main_output, to_label_size  # noqa: F401  (to_label_size: re-exported)
 
 
 def student_align_corners(given: bool | None, student) -> bool:
@@ -55,7 +43,7 @@ class PixelKD(Method):
     def compute(self, batch):
         p = self.params
         out = self.student(batch["input"])
-        losses = dict(self.task.loss(out, batch))
+        losses = self.task_loss(out, batch)
         if not self.active("pixel_kd"):
             return out, losses
         teacher_logits = self.teacher_logits(batch)

@@ -29,18 +29,17 @@ class PKT(Method):
     teachers_required = "one"
     default_weights = {"ce": 1.0, "pkt": 30000.0}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         self.student_taps = FeatureTaps(student, [pooled_feature_tap(student, params.student_tap, "student")], "student")
         self.teacher_taps = FeatureTaps(self.teacher, [pooled_feature_tap(self.teacher, params.teacher_tap, "teacher")],
                                         "teacher")
 
     def compute(self, batch):
-        out = self.student(batch["input"])
-        (fs,) = self.student_taps.take()
-        losses = dict(self.task.loss(out, batch))
+        out, (fs,) = self.student_taps.run(self.student, batch["input"])
+        losses = self.task_loss(out, batch)
         if self.active("pkt"):
-            self.run_teacher(batch["input"])
-            (ft,) = self.teacher_taps.take()
+            _, (ft,) = self.teacher_taps.run(self.run_teacher, batch["input"])
             losses["pkt"] = pkt_loss(fs, ft)
         return out, losses

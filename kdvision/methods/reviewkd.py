@@ -71,8 +71,9 @@ class ReviewKD(Method):
     teachers_required = "one"
     default_weights = {"ce": 1.0, "reviewkd": warmup(5.0)}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         s_attr = "preact_stages" if params.student_preact else "stages"
         s_stages, t_stages = getattr(student, s_attr, None), getattr(self.teacher, "preact_stages", None)
         if not s_stages or not t_stages:
@@ -88,14 +89,13 @@ class ReviewKD(Method):
         self.abfs = nn.ModuleList()  # deepest level (the pooled feature) first
 
     @torch.no_grad()
-    def setup(self, batch):
+    def setup(self, batch, info=None):
         was_training = self.student.training
         self.student.eval()
-        self.student(batch["input"])
+        _, fs = self.student_taps.run(self.student, batch["input"])
         self.student.train(was_training)
-        self.run_teacher(batch["input"])
-        fs = [as_map(f) for f in self.student_taps.take()]
-        ft = [as_map(f) for f in self.teacher_taps.take()]
+        _, ft = self.teacher_taps.run(self.run_teacher, batch["input"])
+        fs, ft = [as_map(f) for f in fs], [as_map(f) for f in ft]
         mid = min(self.params.max_mid_channels, fs[-1].shape[1])
         for i in reversed(range(len(fs))):
             self.abfs.append(ABF(fs[i].shape[1], mid, ft[i].shape[1], fuse=i < len(fs) - 1).to(fs[i].device))
@@ -113,11 +113,10 @@ class ReviewKD(Method):
         return results
 
     def compute(self, batch):
-        out = self.student(batch["input"])
-        student_features = self.student_taps.take()
-        losses = dict(self.task.loss(out, batch))
+        out, student_features = self.student_taps.run(self.student, batch["input"])
+        losses = self.task_loss(out, batch)
         if self.active("reviewkd"):
-            self.run_teacher(batch["input"])
-            teacher_features = [as_map(f) for f in self.teacher_taps.take()]
+            _, teacher_features = self.teacher_taps.run(self.run_teacher, batch["input"])
+            teacher_features = [as_map(f) for f in teacher_features]
             losses["reviewkd"] = hcl_loss(self.fuse(student_features), teacher_features)
         return out, losses

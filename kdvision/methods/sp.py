@@ -31,22 +31,23 @@ class SimilarityPreserving(Method):
     default_weights = {"sp": 3000.0}
     renamed_params = {"weight": "sp", "ce_weight": "ce"}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         self.pairs = resolve_layer_pairs(params.layers, student, self.teacher, "feature_tap")
         self.student_taps = FeatureTaps(student, [s for s, _ in self.pairs], owner="student")
         self.teacher_taps = FeatureTaps(self.teacher, [t for _, t in self.pairs], owner="teacher")
 
     def compute(self, batch):
         x = batch["input"]
-        out = self.student(x)
-        losses = dict(self.task.loss(out, batch))
         if not self.active("sp"):
-            self.student_taps.take()
-            return out, losses
-        self.run_teacher(x)
-        student_features = dict(zip(self.student_taps.paths, self.student_taps.take()))
-        teacher_features = dict(zip(self.teacher_taps.paths, self.teacher_taps.take()))
+            out = self.student(x)
+            return out, self.task_loss(out, batch)
+        out, fs = self.student_taps.run(self.student, x)
+        losses = self.task_loss(out, batch)
+        _, ft = self.teacher_taps.run(self.run_teacher, x)
+        student_features = dict(zip(self.student_taps.paths, fs))
+        teacher_features = dict(zip(self.teacher_taps.paths, ft))
         total = 0.0
         for s_path, t_path in self.pairs:
             try:

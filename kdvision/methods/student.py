@@ -11,4 +11,4 @@ class StudentOnly(Method):
 
     def compute(self, batch):
         out = self.student(batch["input"])
-        return out, self.task.loss(out, batch)
+        return out, self.task_loss(out, batch)

@@ -40,7 +40,7 @@ from kdvision.methods.feature_pairs import resolve_layer_pairs
 from kdvision.models.restoration.vgg19_features import VGG19Features
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
-from kdvision.tasks.base import main_output
+from kdvision.outputs import main_output
 
 
 @dataclass
@@ -98,8 +98,12 @@ class TwoStageKnowledgeLearning(Method):
     renamed_params = {"teacher_l1": "l1_teacher", "pfe": "pfe", "pfv": "pfv", "scr": "scr", "gt_l1": "l1",
                       "hcr": "hcr"}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None,
+                 teacher_domains: list[str | None] | None = None):
+        """``teacher_domains[k]``: the weather type teacher k serves (a run config's ``teachers[k].domain``)."""
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
+        self.teacher_domains = list(teacher_domains or [None] * len(self.teachers))
         for k, d in enumerate(self.teacher_domains):
             if not d:
                 raise UserError(f"teachers[{k}].domain is missing: tkl needs the weather type each teacher serves")
@@ -132,14 +136,9 @@ class TwoStageKnowledgeLearning(Method):
         self.perceptual = VGG19Features(p.vgg_weights or None, allow_untrained=p.allow_untrained_vgg,
                                         normalize_input=p.vgg_normalize)
 
-    def _data_domains(self) -> list[str]:
-        domains = self.task.dataset_info().get("domains")
-        if domains is None:
-            domains = getattr(self.task.datasets()["train"], "domains", None)
-        if not domains:
-            raise UserError(f"data '{self.task.cfg.data.get('name')}': the data set names no weather types "
-                            f"(domains); tkl needs a multi-weather data set")
-        return list(domains)
+    @classmethod
+    def from_config(cls, cfg, student, teachers, task_loss, params):
+        return cls(student, teachers, task_loss, params, teacher_domains=[t.domain for t in cfg.all_teachers()])
 
     @classmethod
     def validate(cls, cfg, dataset_info):
@@ -156,24 +155,28 @@ class TwoStageKnowledgeLearning(Method):
                             f"tkl needs a multi-weather data set")
         check_domains(teacher_domains, list(domains), cfg.data.get("name"), f"{cfg.source}: ")
 
-    def _resolve_routing(self) -> None:
-        self.domains = self._data_domains()
-        check_domains(self.teacher_domains, self.domains, self.task.cfg.data.get("name"))
+    def _resolve_routing(self, info) -> None:
+        """Teacher k serves the samples whose ``domain`` index names its weather type in ``info["domains"]``."""
+        data_name = info.get("data_name")
+        domains = info.get("domains")
+        if not domains:
+            raise UserError(f"data '{data_name}': the data set names no weather types "
+                            f"(domains); tkl needs a multi-weather data set")
+        self.domains = list(domains)
+        check_domains(self.teacher_domains, self.domains, data_name)
         self.domain_to_teacher = {self.domains.index(d): k for k, d in enumerate(self.teacher_domains)}
 
     @torch.no_grad()
-    def setup(self, batch):
-        self._resolve_routing()
+    def setup(self, batch, info=None):
+        self._resolve_routing(info or {})
         x = batch["input"]
         was_training = self.student.training
         self.student.eval()
-        self.student(x[:1])
+        _, s_feats = self.student_taps.run(self.student, x[:1])
         self.student.train(was_training)
-        s_feats = self.student_taps.take()
         device = x.device
         for k in range(len(self.teachers)):
-            self.run_teacher(x[:1], k)
-            t_feats = self.teacher_taps[k].take()
+            _, t_feats = self.teacher_taps[k].run(self.run_teacher, x[:1], k)
             tp, ip = nn.ModuleList(), nn.ModuleList()
             for (s_path, t_path), fs, ft in zip(self.pairs[k], s_feats, t_feats):
                 if fs.shape[-2:] != ft.shape[-2:]:
@@ -192,7 +195,7 @@ class TwoStageKnowledgeLearning(Method):
     def route(self, domain: torch.Tensor) -> list[torch.Tensor]:
         """For each teacher k, the batch indices of the samples of its weather type."""
         if not self.domain_to_teacher:
-            self._resolve_routing()
+            raise RuntimeError("tkl: setup(batch, info) must run before forward (it maps weather types to teachers)")
         ids = domain.view(-1).long()
         bad = [int(i) for i in ids.unique().tolist() if int(i) not in self.domain_to_teacher]
         if bad:
@@ -227,17 +230,17 @@ class TwoStageKnowledgeLearning(Method):
         p = self.params
         x, y = batch["input"], batch["target"]
         groups = self.route(batch["domain"])
-        out = self.student(x)
+        out, s_feats = self.student_taps.run(self.student, x)
         pred = main_output(out)
-        s_feats = self.student_taps.take()
         teacher_pred = torch.zeros_like(pred)
         proj_parts = [[] for _ in s_feats]  # [q][k] projected teacher features
         rec_parts, feat_parts = [[] for _ in s_feats], [[] for _ in s_feats]
         for k, idx in enumerate(groups):
             if idx.numel() == 0:
                 continue
-            teacher_pred[idx] = main_output(self.run_teacher(x[idx], k)).to(pred.dtype)
-            for q, ft in enumerate(self.teacher_taps[k].take()):
+            teacher_out, t_feats = self.teacher_taps[k].run(self.run_teacher, x[idx], k)
+            teacher_pred[idx] = main_output(teacher_out).to(pred.dtype)
+            for q, ft in enumerate(t_feats):
                 projected = self.teacher_projectors[k][q](ft)
                 proj_parts[q].append(projected)
                 rec_parts[q].append(self.inverse_projectors[k][q](projected))
@@ -279,7 +282,6 @@ class TwoStageKnowledgeLearning(Method):
         self.route(batch["domain"])  # checks the batch mixes all weather types
         out = self.student(x)
         pred = main_output(out)
-        self.student_taps.outputs = {}
         losses = {}
         if self.active("l1"):
             losses["l1"] = F.l1_loss(pred.float(), y.float())

@@ -44,8 +44,9 @@ class VID(Method):
     teachers_required = "one"
     default_weights = {"ce": 1.0, "vid": 1.0}
 
-    def __init__(self, student, teachers, task, params, teacher_domains=None):
-        super().__init__(student, teachers, task, params, teacher_domains)
+    def __init__(self, student, teachers=(), task_loss=None, params=None):
+        super().__init__(student, teachers, task_loss, params)
+        params = self.params
         self.pairs = resolve_layer_pairs(params.layers, student, self.teacher, "stages")
         self.student_taps = FeatureTaps(student, [p[0] for p in self.pairs], owner="student")
         self.teacher_taps = FeatureTaps(self.teacher, [p[1] for p in self.pairs], owner="teacher")
@@ -53,25 +54,24 @@ class VID(Method):
         self.log_scales = nn.ParameterList()
 
     @torch.no_grad()
-    def setup(self, batch):
+    def setup(self, batch, info=None):
         was_training = self.student.training
         self.student.eval()
-        self.student(batch["input"])
+        _, student_features = self.student_taps.run(self.student, batch["input"])
         self.student.train(was_training)
-        self.run_teacher(batch["input"])
+        _, teacher_features = self.teacher_taps.run(self.run_teacher, batch["input"])
         init = vid_log_scale_init(self.params.init_variance, self.params.eps)
-        for fs, ft in zip(self.student_taps.take(), self.teacher_taps.take()):
+        for fs, ft in zip(student_features, teacher_features):
             self.regressors.append(vid_regressor(fs.shape[1], ft.shape[1]).to(fs.device))
             self.log_scales.append(nn.Parameter(torch.full((ft.shape[1],), init, device=fs.device)))
 
     def compute(self, batch):
-        out = self.student(batch["input"])
-        student_features = self.student_taps.take()
-        losses = dict(self.task.loss(out, batch))
+        out, student_features = self.student_taps.run(self.student, batch["input"])
+        losses = self.task_loss(out, batch)
         if self.active("vid"):
-            self.run_teacher(batch["input"])
+            _, teacher_features = self.teacher_taps.run(self.run_teacher, batch["input"])
             total = 0.0
-            for reg, alpha, fs, ft in zip(self.regressors, self.log_scales, student_features, self.teacher_taps.take()):
+            for reg, alpha, fs, ft in zip(self.regressors, self.log_scales, student_features, teacher_features):
                 hs, ht = fs.shape[-1], ft.shape[-1]
                 if hs > ht:
                     fs = F.adaptive_avg_pool2d(fs, ft.shape[-2:])

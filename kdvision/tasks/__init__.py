@@ -1,6 +1,7 @@
 """Tasks: what differs between classification, segmentation and restoration."""
 from kdvision.registry import TASKS, import_submodules
-from kdvision.tasks.base import Task, main_output
+from kdvision.outputs import main_output
+from kdvision.tasks.base import Task
 
 import_submodules(__name__, __path__)
 

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from kdvision.config import Config, call_with_config
 from kdvision.errors import UserError
+from kdvision.outputs import main_output  # noqa: F401  (re-exported: kdvision.tasks.base.main_output)
 import kdvision.data  # noqa: F401  (registers the data sets)
 import kdvision.models  # noqa: F401  (registers the models)
 from kdvision.registry import DATASETS
@@ -64,6 +65,17 @@ class Task:
                             f"'{self.cfg.data['name']}' gives {str(target.dtype)[6:]} targets of shape "
                             f"{list(target.shape)}; is 'task' right for this data set?")
 
+    def method_info(self) -> dict[str, Any]:
+        """The facts a method's ``setup(batch, info)`` may read: ``dataset_info()`` plus
+        "num_samples" (training-set size), "data_name" and, when the training set lists them,
+        "labels" (every sample's class in index order, a long tensor)."""
+        train = self.datasets()["train"]
+        info = {**self.dataset_info(), "num_samples": len(train), "data_name": self.cfg.data.get("name")}
+        labels = listed_labels(train)
+        if labels is not None:
+            info["labels"] = labels
+        return info
+
     # -- models --------------------------------------------------------------------
     def create_model(self, spec: dict, where: str, load_pretrained: bool = False, new_head: bool = True) -> nn.Module:
         """The model ``spec`` names, given the data's facts (``kdvision.model_build.build_model``);
@@ -87,10 +99,10 @@ class Task:
         return None
 
 
-def main_output(output: Any) -> torch.Tensor:
-    """The main prediction of a model whose forward returns a tensor or a dict with "out"."""
-    if isinstance(output, dict):
-        return output["out"]
-    if isinstance(output, (tuple, list)):
-        return output[0]
-    return output
+def listed_labels(dataset) -> torch.Tensor | None:
+    """Every sample's class in data-set index order, when the data set lists them ("labels", or
+    "samples" of (path, class) pairs); None otherwise."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None and hasattr(dataset, "samples"):
+        labels = [label for _, label in dataset.samples]
+    return None if labels is None else torch.as_tensor(labels, dtype=torch.long)

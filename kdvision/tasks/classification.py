@@ -9,7 +9,8 @@ from torch import nn
 
 from kdvision.errors import UserError
 from kdvision.registry import TASKS
-from kdvision.tasks.base import Task, main_output
+from kdvision.outputs import main_output
+from kdvision.tasks.base import Task
 
 
 @TASKS.register("classification")

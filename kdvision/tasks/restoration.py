@@ -28,7 +28,8 @@ from kdvision.losses.restoration import l1, lab_mse, laplacian_pyramid_l1
 from kdvision.metrics.restoration import psnr_per_image, ssim_per_image
 from kdvision.models.restoration.inference import restore
 from kdvision.registry import TASKS
-from kdvision.tasks.base import Task, main_output
+from kdvision.outputs import main_output
+from kdvision.tasks.base import Task
 from kdvision.tasks.pictures import picture_grid
 
 

@@ -24,7 +24,8 @@ from kdvision.config_checks import NonNegativeFloat
 from kdvision.errors import UserError
 from kdvision.metrics.segmentation import ConfusionMatrix
 from kdvision.registry import TASKS
-from kdvision.tasks.base import Task, main_output
+from kdvision.outputs import main_output, per_pixel_ce
+from kdvision.tasks.base import Task
 from kdvision.tasks.pictures import picture_grid
 
 
@@ -41,17 +42,6 @@ def palette() -> np.ndarray:
         colours[i] = (r, g, b)
     colours[255] = 255
     return colours
-
-
-def per_pixel_ce(logits: torch.Tensor, target: torch.Tensor, ignore_index: int,
-                 align_corners: bool = False) -> torch.Tensor:
-    """CE averaged over non-ignored pixels; 0 (with a graph) when every pixel is ignored.
-    Logits smaller than the labels are upsampled bilinearly first (``align_corners``)."""
-    if logits.shape[-2:] != target.shape[-2:]:
-        logits = F.interpolate(logits, target.shape[-2:], mode="bilinear", align_corners=align_corners)
-    if not bool((target != ignore_index).any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits.float(), target, ignore_index=ignore_index)
 
 
 @dataclass
