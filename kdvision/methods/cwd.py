@@ -33,10 +33,6 @@ class CWD(Method):
         student_tap: str = "classifier"
         teacher_tap: str = "classifier"
 
-        def __post_init__(self):
-            if not self.temperature > 0:
-                raise UserError(f"method.temperature must be > 0, got {self.temperature}")
-
     teachers_required = "one"
     default_weights = {"cwd": 5.0}
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kdvision.config_checks import PositiveFloat
-from kdvision.errors import UserError
 from kdvision.losses.dkd import dkd_terms
 from kdvision.losses.logit_standardization import standardize_logits
 from kdvision.methods.base import Method
@@ -36,10 +35,6 @@ class DKD(Method):
     class Params:
         temperature: PositiveFloat = 4.0
         standardize: bool = False
-
-        def __post_init__(self):
-            if not self.temperature > 0:
-                raise UserError(f"method.temperature must be > 0, got {self.temperature}")
 
     teachers_required = "one"
     uses_teacher_logits_only = True
