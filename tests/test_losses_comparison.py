@@ -201,3 +201,20 @@ def test_feature_losses_never_reach_the_teacher(loss):
     loss(s, t).backward()
     assert s.grad is not None and s.grad.abs().sum() > 0
     assert t.grad is None
+
+
+def test_reviewkd_abf_review_path_equals_official():
+    """mdistiller a08d46f1 distillers/ReviewKD.py (ABF, forward_train's review loop, hcl_loss), same seed."""
+    from kdvision.methods.reviewkd import build_abfs, review_fuse
+
+    torch.manual_seed(0)
+    abfs = build_abfs([16, 32, 64, 64], [64, 128, 256, 256])
+    g = torch.Generator().manual_seed(30)
+    s = [torch.randn(2, 16, 8, 8, generator=g), torch.randn(2, 32, 4, 4, generator=g),
+         torch.randn(2, 64, 2, 2, generator=g), torch.randn(2, 64, 1, 1, generator=g)]
+    t = [torch.randn(2, 64, 8, 8, generator=g), torch.randn(2, 128, 4, 4, generator=g),
+         torch.randn(2, 256, 2, 2, generator=g), torch.randn(2, 256, 1, 1, generator=g)]
+    fused = review_fuse(abfs, s, [(8, 8), (4, 4), (2, 2), (1, 1)])
+    for f, expected in zip(fused, REF["review_fused_first_30"]):
+        assert f.flatten()[:3].tolist() == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    close(hcl_loss(fused, t).item(), "review_hcl_30", rel=1e-5)

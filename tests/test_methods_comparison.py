@@ -219,3 +219,30 @@ def test_taps_hook_the_models_only_inside_the_training_step(name):
     assert seen[0] > 0 and seen[1] > 0  # the step records both networks' features ...
     hooks = sum(len(x._forward_hooks) for model in (method.student, method.teacher) for x in model.modules())
     assert hooks == 0  # ... and nothing stays on them for evaluation, export or timing
+
+
+@pytest.mark.parametrize("name", ["vgg8", "wrn_16_2"])
+def test_vgg_and_wrn_preact_stages_are_the_bn_outputs_before_each_relu(name):
+    """mdistiller's preact_feats: vgg, each group's last BN; wrn, the next BN applied to each group's output."""
+    from kdvision.taps import FeatureTaps
+
+    torch.manual_seed(0)
+    model = create(name, num_classes=10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    taps = FeatureTaps(model, model.preact_stages + model.stages, "model")
+    _, feats = taps.run(model, x)
+    n = len(model.preact_stages)
+    pre, post = feats[:n], feats[n:]
+    if name == "vgg8":
+        for p, q in zip(pre, post):
+            assert torch.equal(p.relu(), q)  # the group output is the ReLU of its last BN
+    else:
+        bns = [model.block2.layer[0].bn1, model.block3.layer[0].bn1, model.bn1]
+        for p, q, bn in zip(pre, post, bns):
+            assert torch.allclose(p, bn(q))
+    assert model.bn_before_relu == model.preact_stages
+    teacher = create(name, num_classes=10)
+    cls = METHODS.get("ofd")
+    method = cls(model.train(), [teacher], CETask(), cls.Params())
+    method.setup({"input": x, "target": torch.tensor([1, 2])})
+    assert len(method.connectors) == n

@@ -59,6 +59,28 @@ def as_map(f: torch.Tensor) -> torch.Tensor:
     return f if f.dim() == 4 else f.flatten(1)[:, :, None, None]
 
 
+def review_fuse(abfs, student_features: list[torch.Tensor], out_sizes: list[tuple]) -> list[torch.Tensor]:
+    """The review path: ABF from the deepest level (``abfs[0]``) to the shallowest; results
+    shallowest first, each at its teacher level's size (``out_sizes``, shallowest first)."""
+    levels = [as_map(f) for f in student_features][::-1]
+    sizes = list(out_sizes)[::-1]
+    out, residual = abfs[0](levels[0], out_size=sizes[0])
+    results = [out]
+    for x, abf, size in zip(levels[1:], abfs[1:], sizes[1:]):
+        out, residual = abf(x, residual, size)
+        results.insert(0, out)
+    return results
+
+
+def build_abfs(in_channels: list[int], out_channels: list[int], max_mid: int = 512) -> nn.ModuleList:
+    """One ABF per level, created shallowest first as the official code does (so a seed gives its
+    initialisation), returned deepest first."""
+    mid = min(max_mid, in_channels[-1])
+    abfs = [ABF(c_in, mid, c_out, fuse=i < len(in_channels) - 1)
+            for i, (c_in, c_out) in enumerate(zip(in_channels, out_channels))]
+    return nn.ModuleList(abfs[::-1])
+
+
 @METHODS.register("reviewkd")
 class ReviewKD(Method):
     """CE + 5 * HCL between ABF-fused student levels and the teacher's, warmed up over 20 epochs."""
@@ -96,21 +118,12 @@ class ReviewKD(Method):
         self.student.train(was_training)
         _, ft = self.teacher_taps.run(self.run_teacher, batch["input"])
         fs, ft = [as_map(f) for f in fs], [as_map(f) for f in ft]
-        mid = min(self.params.max_mid_channels, fs[-1].shape[1])
-        for i in reversed(range(len(fs))):
-            self.abfs.append(ABF(fs[i].shape[1], mid, ft[i].shape[1], fuse=i < len(fs) - 1).to(fs[i].device))
+        self.abfs = build_abfs([f.shape[1] for f in fs], [f.shape[1] for f in ft],
+                               self.params.max_mid_channels).to(fs[0].device)
         self.teacher_sizes = [tuple(f.shape[-2:]) for f in ft]
 
     def fuse(self, student_features: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The review path: ABF from the deepest level to the shallowest; results shallow first."""
-        levels = [as_map(f) for f in student_features][::-1]
-        sizes = self.teacher_sizes[::-1]
-        out, residual = self.abfs[0](levels[0], out_size=sizes[0])
-        results = [out]
-        for x, abf, size in zip(levels[1:], self.abfs[1:], sizes[1:]):
-            out, residual = abf(x, residual, size)
-            results.insert(0, out)
-        return results
+        return review_fuse(self.abfs, student_features, self.teacher_sizes)
 
     def compute(self, batch):
         out, student_features = self.student_taps.run(self.student, batch["input"])

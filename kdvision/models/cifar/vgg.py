@@ -12,7 +12,8 @@ Taps: each group ends with its ReLU, so "block0".."block4" are post-ReLU group o
 (32, 16, 8, 4, 4 pixels at a 32x32 input) = RepDistiller's f0..f4. ``model.stages`` =
 ["block1", "block2", "block3", "block4"] (its feat[1:-1], the AT layers); ``feature_tap`` =
 "block4" (its feat[-2], the SP layer). A group's pre-ReLU output (RepDistiller's preact
-features) is its last BatchNorm, e.g. "block1.1" for vgg8. No in-place operations.
+features) is its last BatchNorm, e.g. "block1.1" for vgg8: ``model.preact_stages`` lists them for
+block1..block4 and ``model.bn_before_relu`` the same BNs (its get_bn_before_relu). No in-place operations.
 """
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ class CifarVGG(nn.Module):
         self.stages = ["block1", "block2", "block3", "block4"]
         self.stage_channels = [w[-1] for w in config[1:]]
         self.feature_tap = "block4"
+        # the pre-ReLU group outputs (each group's last BN) and the BN before each ReLU, for OFD / ReviewKD
+        self.preact_stages = [f"block{k}.{3 * len(config[k]) - 2}" for k in (1, 2, 3, 4)]
+        self.bn_before_relu = list(self.preact_stages)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 fan = m.kernel_size[0] * m.kernel_size[1] * m.out_channels

@@ -15,6 +15,8 @@ Taps (``model.stages``): "block1", "block2", "block3", the outputs of the three 
 and uses for AT / SP / FitNet: residual sums, BEFORE the next BN-ReLU (pre-activation
 network), so they are not post-ReLU. ``feature_tap`` = "block3" (RepDistiller's feat[-2]).
 The post-BN-ReLU map before pooling is "relu". The stem conv output is "conv1" (f0).
+``model.preact_stages`` / ``model.bn_before_relu`` (OFD, ReviewKD): "block2.layer.0.bn1",
+"block3.layer.0.bn1", "bn1", the BNs applied next to block1..3's outputs (mdistiller's preact_feats).
 No in-place operations; adaptive average pooling instead of a fixed 8x8 window (same result
 at 32x32).
 """
@@ -79,6 +81,10 @@ class WideResNet(nn.Module):
         self.stages = ["block1", "block2", "block3"]
         self.stage_channels = widths[1:]
         self.feature_tap = "block3"
+        # pre-activation net: a group's output is BN-ed by the next group's first block (the last by
+        # bn1); those BN outputs are the benchmark's preact_feats, the BNs its get_bn_before_relu
+        self.preact_stages = ["block2.layer.0.bn1", "block3.layer.0.bn1", "bn1"]
+        self.bn_before_relu = list(self.preact_stages)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 fan = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
