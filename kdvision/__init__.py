@@ -10,7 +10,7 @@ The stable Python surface (imported on first use, so ``import kdvision`` stays l
     kdvision.load_config     a YAML recipe (with KEY=VALUE overrides) to a validated Config
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import importlib as _importlib
 
