@@ -80,12 +80,12 @@ def plot_curves(histories: dict[str, list[list[dict]]], path: Path) -> None:
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for name, runs in histories.items():
-        ax_loss.plot(*mean_curve(runs, unweighted_ce), label=name)
-        ax_acc.plot(*mean_curve(runs, lambda r: r.get("val/acc")), label=name)
-    n = max(len(r) for r in histories.values())
-    ax_loss.set(xlabel="epoch", ylabel="unweighted cross-entropy with the labels (train/raw/ce)", yscale="log",
-                title=f"training CE, before any loss weight (mean of {n} seeds)")
-    ax_acc.set(xlabel="epoch", ylabel="val top-1 (%)", title=f"validation accuracy (mean of {n} seeds)")
+        label = f"{name} ({len(runs)} run{'s' if len(runs) > 1 else ''})"
+        ax_loss.plot(*mean_curve(runs, unweighted_ce), label=label)
+        ax_acc.plot(*mean_curve(runs, lambda r: r.get("val/acc")), label=label)
+    ax_loss.set(xlabel="epoch", ylabel="unweighted CE with the labels (train/raw/ce)", yscale="log",
+                title="training CE before any loss weight (mean over seeds)")
+    ax_acc.set(xlabel="epoch", ylabel="val top-1 (%)", title="validation accuracy (mean over seeds)")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

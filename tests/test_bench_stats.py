@@ -117,6 +117,7 @@ def test_sweep_selects_on_validation_not_test(tmp_path):
     assert sp["last"] == {0: 80.0, 1: 81.0}  # the chosen value's runs are the row
     text = (tmp_path / "results.md").read_text()
     assert "Chosen for `sp`: `method.weights.sp=300`" in text
+    assert "every swept value): 8 s" in text  # 3 values x 2 seeds x 1 s, plus the student's 2 runs
     assert f"| `method.weights.sp=3000` | 2 | 90.50 ± {np.std([90.0, 91.0], ddof=1):.2f} | 98.50 ± " in text
     assert "| `method.weights.sp=300` | 2 | 95.50 ± 0.71 | 80.50 ± 0.71 | 80.75 ± 0.71 | **chosen** |" in text
     record = json.loads((tmp_path / "results.json").read_text())

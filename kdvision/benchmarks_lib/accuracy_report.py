@@ -330,7 +330,9 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
     from kdvision.benchmarks_lib.accuracy_stats import NO_EFFECT, fmt_convergence
 
     comparisons = comparisons if comparisons is not None else compare(rows)
-    total = sum(r["wall_s"] * len(r["seeds"]) for r in rows)
+    # a swept recipe trained every value: all of them count
+    total = sum(p["wall_s"] * len(p["seeds"]) for r in rows
+                for p in (r["sweep"]["points"].values() if r.get("sweep") else [r]))
     total += sum(t["summary"]["wall_s"] for t in teachers if t["summary"] and not t.get("same_as"))
     metric = rows[0]["metric"] if rows else "acc"
     parts = [
@@ -378,7 +380,8 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
             parts.append(f"- `{t['name']}` from `{t['recipe']}`, seed {t['seed']}{where}: {res}")
         parts.append("")
     parts += [
-        f"Total training time (sum over all runs{' and shared teachers' if teachers else ''}): {total:.0f} s "
+        f"Total training time (sum over all runs{', every swept value' if any(r.get('sweep') for r in rows) else ''}"
+        f"{' and shared teachers' if teachers else ''}): {total:.0f} s "
         f"({total / 3600:.2f} h).",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
