@@ -18,18 +18,29 @@ from kdvision.errors import UserError
 
 def cmd_train(args) -> int:
     from kdvision.config import load_config
-    from kdvision.engine.trainer import Trainer
     from kdvision.recipe_library import resolve_config
 
+    if args.out is None and not args.check:
+        raise UserError("train: --out DIR is required (only --check runs without one)")
     if args.root is None:
-        cfg = load_config(args.config, args.overrides)
-        Trainer(cfg, args.out, resume=args.resume, quiet=args.quiet).fit()
-        return 0
+        return train_or_check(load_config(args.config, args.overrides), args, args.out)
     # the config and --out as given here; every other relative path against --root
-    config, out = resolve_config(args.config).absolute(), Path(args.out).absolute()
+    config = resolve_config(args.config).absolute()
+    out = Path(args.out).absolute() if args.out else None
     with working_directory(args.root):
-        cfg = load_config(config, args.overrides)
-        Trainer(cfg, out, resume=args.resume, quiet=args.quiet).fit()
+        return train_or_check(load_config(config, args.overrides), args, out)
+
+
+def train_or_check(cfg, args, out) -> int:
+    """Train (torch is imported only now: config errors come fast), or with --check validate and stop."""
+    if args.check:
+        from kdvision.engine.check import check_config
+
+        print(check_config(cfg, out))
+        return 0
+    from kdvision.engine.trainer import Trainer
+
+    Trainer(cfg, out, resume=args.resume, quiet=args.quiet).fit()
     return 0
 
 
@@ -104,16 +115,29 @@ def cmd_demo(args) -> int:
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "methods": cmd_methods, "recipes": cmd_recipes, "demo": cmd_demo}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with kdvision's error form: one line ``kdvision: error: ...``, exit code 2
+    (argparse's own prints the usage first). Sub-command parsers are made of this class too."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("kdvision").strip()  # "export", "bench overhead", or none
+        where = f"{command}: " if command else ""
+        self.exit(2, f"kdvision: error: {where}{message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kdvision import __version__
 
-    p = argparse.ArgumentParser(prog="kdvision", description="Knowledge distillation for computer vision.")
+    p = Parser(prog="kdvision", description="Knowledge distillation for computer vision.")
     p.add_argument("--version", action="version", version=f"kdvision {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train what a YAML config (or a packaged recipe, by name) describes")
     t.add_argument("config", help="a YAML file, or a packaged recipe's name such as digits/kd (kdvision recipes)")
-    t.add_argument("--out", required=True, help="run directory (never overwritten; --resume continues it)")
+    t.add_argument("--out", default=None, help="run directory (never overwritten; --resume continues it)")
+    t.add_argument("--check", action="store_true",
+                   help="check the config, models, teacher weights, data (one batch) and method, then stop; "
+                        "writes nothing (with --out, teachers already trained in that run are used)")
     t.add_argument("--root", default=None, help="folder that the config's relative paths (data roots, teacher "
                                                 "checkpoints, weights) are relative to (default: the working directory)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -134,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="teacher, then student, KD, FitNet, AT at 3 seeds on the embedded digits set "
                                     "(under 3 min on 2 cores)")
     d.add_argument("--out", default=None, help="folder for the demo's runs and plot (default: runs/demo-<time>)")
-    d.add_argument("--seeds", type=int, default=3, help="seeds per student (default 3; the teacher trains once)")
+    from kdvision.commands.arguments import positive_int
+
+    d.add_argument("--seeds", type=positive_int, default=3,
+                   help="seeds per student (default 3; the teacher trains once)")
     d.add_argument("--scale", type=float, default=1.0, help=argparse.SUPPRESS)
 
     for extra in _extra_commands():

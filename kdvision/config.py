@@ -22,36 +22,40 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 import yaml
 
+from kdvision.config_checks import (BatchSize, Betas, Device, Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat,
+                                     PositiveInt, Range, Seed, Workers, apply_constraints, check_choice)
+from kdvision.config_yaml import base_paths, read_yaml_mapping
 from kdvision.errors import UserError
 
 
 # --------------------------------------------------------------------------- schema
 @dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # sgd | adam | adamw
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    name: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: PositiveFloat = 0.05
+    momentum: NonNegativeFloat = 0.9
+    weight_decay: NonNegativeFloat = 5e-4
     nesterov: bool = False
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    betas: Betas = field(default_factory=lambda: [0.9, 0.999])
 
 
 @dataclass
 class ScheduleConfig:
-    name: str = "multistep"  # multistep | cosine | poly | step | constant
-    milestones: list[int] = field(default_factory=list)  # epochs, for multistep
-    gamma: float = 0.1
-    step_size: int = 1  # epochs, for step
-    power: float = 0.9  # for poly
-    min_lr: float = 0.0  # for cosine
-    warmup_epochs: float = 0.0
-    warmup_start_factor: float = 0.01  # for warmup: linear
-    warmup: str = "linear"  # linear: start_factor -> 1 over warmup_epochs | gradual: (epoch + 1) / warmup_epochs
-    by: str = "epoch"  # epoch | step: when the schedule advances
+    name: Literal["multistep", "step", "cosine", "poly", "constant", "exponential"] = "multistep"
+    milestones: list[NonNegativeInt] = field(default_factory=list)  # epochs, for multistep
+    gamma: PositiveFloat = 0.1
+    step_size: PositiveInt = 1  # epochs, for step
+    power: NonNegativeFloat = 0.9  # for poly
+    min_lr: NonNegativeFloat = 0.0  # for cosine
+    warmup_epochs: NonNegativeFloat = 0.0
+    warmup_start_factor: Fraction = 0.01  # for warmup: linear
+    #: linear: start_factor -> 1 over warmup_epochs | gradual: (epoch + 1) / warmup_epochs
+    warmup: Literal["linear", "gradual"] = "linear"
+    by: Literal["epoch", "step"] = "epoch"  # when the schedule advances
 
 
 @dataclass
@@ -59,7 +63,7 @@ class StageConfig:
     """One stage of a staged recipe: its epochs and the method parameters it changes."""
 
     name: str
-    epochs: int
+    epochs: NonNegativeInt  # a stage of 0 epochs is skipped; the stages together need >= 1
     method: dict = field(default_factory=dict)
 
 
@@ -67,30 +71,31 @@ class StageConfig:
 class DistributedConfig:
     """DDP settings, used when the run is launched with torchrun (kdvision/engine/distributed.py)."""
 
-    backend: str = "auto"  # auto (nccl on CUDA, gloo on CPU) | gloo | nccl
-    timeout_s: float = 1800.0  # a rank silent this long (dead or hung) ends the job
+    backend: Literal["auto", "gloo", "nccl"] = "auto"  # auto: nccl on CUDA, gloo on CPU
+    timeout_s: PositiveFloat = 1800.0  # a rank silent this long (dead or hung) ends the job
     find_unused_parameters: bool = False  # for methods whose steps leave some parameters unused
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 1
+    #: 0 epochs would export an untrained student, so it is refused
+    epochs: Annotated[int, Range(ge=1, why="to measure weights without training use 'kdvision eval'")] = 1
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     stages: list[StageConfig] = field(default_factory=list)
-    eval_every: int = 1
-    log_every: int = 20
-    precision: typing.Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: engine/fast_defaults.py
-    channels_last: Union[bool, typing.Literal["auto"]] = "auto"  # auto: engine/fast_defaults.py
+    eval_every: PositiveInt = 1
+    log_every: PositiveInt = 20
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: engine/fast_defaults.py
+    channels_last: Union[bool, Literal["auto"]] = "auto"  # auto: engine/fast_defaults.py
     compile_teacher: bool = False
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    grad_clip: Optional[float] = None  # clip the gradients' global L2 norm
-    grad_clip_value: Optional[float] = None  # clip every gradient element to [-v, v] (clip_grad_value_)
-    max_steps_per_epoch: Optional[int] = None
+    device: Device = "auto"  # auto | cpu | cuda | cuda:N | mps
+    grad_clip: Optional[PositiveFloat] = None  # clip the gradients' global L2 norm (null: no clipping)
+    grad_clip_value: Optional[PositiveFloat] = None  # clip every gradient element to [-v, v] (clip_grad_value_)
+    max_steps_per_epoch: Optional[PositiveInt] = None
     deterministic: bool = False
     tensorboard: bool = True
-    pictures_every: int = 0  # epochs between task pictures (0: only at the end)
-    checkpoint_every_steps: Optional[int] = None  # also write last.pt every N steps inside an epoch
+    pictures_every: NonNegativeInt = 0  # epochs between task pictures (0: only at the end)
+    checkpoint_every_steps: Optional[PositiveInt] = None  # also write last.pt every N steps inside an epoch
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
 
@@ -118,13 +123,23 @@ class TeacherConfig:
 class TeacherCacheConfig:
     """The augmentation-aware teacher-output cache (the ``kdvision.cache`` package)."""
 
-    views: int = 8  # augmented views recorded per training sample
-    topk: Optional[int] = None  # keep only the k largest logits per view (null: all)
-    dtype: str = "fp16"  # fp16 | bf16 | fp32: how the logits are stored
+    views: PositiveInt = 8  # augmented views recorded per training sample
+    topk: Optional[PositiveInt] = None  # keep only the k largest logits per view (null: all)
+    dtype: Literal["fp16", "bf16", "fp32"] = "fp16"  # how the logits are stored
     path: Optional[str] = None  # default: <run>/teacher_cache.safetensors
     rebuild: bool = False  # rebuild a stale cache instead of refusing it
-    seed: int = 0  # seeds the recorded augmentations
-    batch_size: int = 256  # teacher batch while building
+    seed: Seed = 0  # seeds the recorded augmentations
+    batch_size: BatchSize = 256  # teacher batch while building
+
+
+@dataclass
+class LoaderConfig:
+    """The ``data`` keys the trainer reads itself; the rest go to the data set's builder,
+    which checks them against its own signature (``call_with_config``)."""
+
+    batch_size: BatchSize = 64
+    eval_batch_size: Optional[BatchSize] = None  # default: 2 * batch_size
+    workers: Workers = 0
 
 
 @dataclass
@@ -132,7 +147,7 @@ class Config:
     data: dict
     student: dict
     task: str = "classification"
-    seed: int = 0
+    seed: Seed = 0
     teacher: Optional[TeacherConfig] = None
     teachers: list[TeacherConfig] = field(default_factory=list)
     method: dict = field(default_factory=lambda: {"name": "student"})
@@ -151,28 +166,20 @@ class Config:
 
 
 # --------------------------------------------------------------------------- loading
-def load_yaml(path: str | Path) -> dict:
+def load_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"{path}{where}: malformed YAML: {problem}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
-    bases = data.pop("base", [])
-    if isinstance(bases, str):
-        bases = [bases]
+    if path.resolve() in _chain:
+        names = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+        raise UserError(f"{path}: 'base' makes a cycle: {names}")
+    data = read_yaml_mapping(path)
+    bases = base_paths(data.pop("base"), path) if "base" in data else []
     merged: dict = {}
     for b in bases:
         base_file = base_path(path, b)
-        merged = deep_merge(merged, anchor_teacher_recipes(load_yaml(base_file), base_file.parent))
+        base_data = load_yaml(base_file, (*_chain, path.resolve()))
+        merged = deep_merge(merged, anchor_teacher_recipes(base_data, base_file.parent))
     return deep_merge(merged, data)
 
 
@@ -290,12 +297,18 @@ def config_from_dict(data: dict, source: str = "<dict>") -> Config:
     cfg.source = source
     if cfg.train.stages:
         cfg.train.epochs = sum(s.epochs for s in cfg.train.stages)
-    for key, section in (("data", cfg.data), ("student", cfg.student), ("method", cfg.method)):
+        if cfg.train.epochs < 1:  # a run of no epochs would export an untrained student
+            raise UserError(f"{source}: 'train.stages' add up to 0 epochs; at least one stage needs epochs >= 1")
+    loader_keys = {f.name for f in dataclasses.fields(LoaderConfig)}
+    from_dict(LoaderConfig, {k: v for k, v in cfg.data.items() if k in loader_keys}, "data", source)
+    sections = [("data", cfg.data), ("student", cfg.student), ("method", cfg.method)]
+    if cfg.teacher:
+        sections.append(("teacher.model", cfg.teacher.model))
+    sections += [(f"teachers[{i}].model", t.model) for i, t in enumerate(cfg.teachers)]
+    for key, section in sections:
         if "name" not in section:
             raise UserError(f"{source}: '{key}.name' is missing")
-    for i, t in enumerate(cfg.all_teachers()):
-        if "name" not in t.model:
-            raise UserError(f"{source}: 'teacher.model.name' is missing (teacher {i})")
+        coerce(section["name"], str, f"{key}.name", source)
     return cfg
 
 
@@ -304,7 +317,7 @@ def from_dict(cls, data: Any, prefix: str, source: str):
     """Build dataclass ``cls`` from a mapping, naming the key and the file on any error."""
     if not isinstance(data, dict):
         raise UserError(f"{source}: '{prefix or 'config'}' must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in names]
     if unknown:
@@ -322,11 +335,19 @@ def from_dict(cls, data: Any, prefix: str, source: str):
 
 
 def coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
-    """Check ``value`` against a type annotation; ints are accepted where floats are expected."""
+    """Check ``value`` against a type annotation; ints are accepted where floats are expected.
+
+    ``Literal[...]`` lists the allowed choices and ``Annotated[T, Range(...)]`` adds a range
+    (kdvision/config_checks.py): the one mechanism for every constraint of the schema.
+    """
     if annotation is Any or annotation is inspect.Parameter.empty:
         return value
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return apply_constraints(coerce(value, args[0], key, source), annotation.__metadata__, key, source)
+    if origin is typing.Literal:
+        return check_choice(value, args, key, source)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -337,8 +358,11 @@ def coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
             try:
                 return coerce(value, a, key, source)
             except UserError as e:
-                errors.append(e)
-        raise errors[0]
+                errors.append(str(e))
+        if len(errors) == 1:
+            raise UserError(errors[0])
+        lead = f"{source}: '{key}' "  # several alternatives: "must be true or false, ...; or must be one of auto"
+        raise UserError(lead + "; or ".join(e[len(lead):] if e.startswith(lead) else e for e in errors))
     if dataclasses.is_dataclass(annotation):
         return from_dict(annotation, value, key, source)
     if origin in (list, tuple) or annotation in (list, tuple):
@@ -380,7 +404,7 @@ def coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
 def call_with_config(fn, options: dict, prefix: str, source: str, **fixed):
     """Call ``fn(**fixed, **options)`` after checking option names and types against its signature."""
     sig = inspect.signature(fn)
-    hints = typing.get_type_hints(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
     kwargs = dict(fixed)
     for k, v in options.items():

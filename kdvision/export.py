@@ -96,6 +96,17 @@ def load_run_student(run_dir: str | Path):
     return model.eval(), cfg, task
 
 
+def check_input_fits(net: nn.Module, shape: tuple[int, ...], name: str, given: bool) -> None:
+    """One forward at ``shape``: an input the student cannot take is a user error, before anything is written."""
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, *shape))
+    except RuntimeError as e:
+        what = "--input-size" if given else "the data set's input"
+        size = ",".join(str(d) for d in shape)
+        raise UserError(f"{what} {size} does not fit the student ({name}): {str(e).splitlines()[0]}") from None
+
+
 def check_inputs(net: nn.Module, shape: tuple[int, ...]) -> tuple[torch.Tensor, list[torch.Tensor], bool]:
     """(the traced input: batch 2 at ``shape``; the check inputs; whether H and W are dynamic).
 
@@ -156,6 +167,7 @@ def export_student(run_dir: str | Path, fmt: str, out: str | Path, size: tuple[i
     model, cfg, task = load_run_student(run_dir)
     shape = input_shape(task, size)
     net = MainOutput(model).eval()
+    check_input_fits(net, shape, cfg.student["name"], size is not None)
     traced_with, inputs, dynamic = check_inputs(net, shape)
     with torch.no_grad():
         expected = [net(x) for x in inputs]

@@ -15,12 +15,19 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from kdvision.errors import UserError
 
-def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
+
+def count_macs(model: nn.Module, shape: tuple[int, ...], name: str = "the model") -> int:
+    """Multiply-accumulates of one input; the first forward, so a shape the model cannot take is named here."""
     model.eval()
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(torch.zeros(1, *shape))
+    try:
+        with torch.no_grad(), counter:
+            model(torch.zeros(1, *shape))
+    except RuntimeError as e:
+        size = ",".join(str(d) for d in shape)
+        raise UserError(f"input size {size} does not fit {name}: {str(e).splitlines()[0]}") from None
     return int(counter.get_total_flops()) // 2
 
 
@@ -43,7 +50,7 @@ def profile_models(models: list[tuple[str, str, nn.Module]], shape: tuple[int, .
     rows = []
     for role, name, model in models:
         rows.append({"role": role, "model": name, "parameters": sum(p.numel() for p in model.parameters()),
-                     "macs": count_macs(model, shape),
+                     "macs": count_macs(model, shape, f"the {role} ({name})"),
                      "latency_ms_batch1": latency_ms(model, shape, 1, repeats),
                      f"latency_ms_batch{batch}": latency_ms(model, shape, batch, max(3, repeats // 2))})
     return rows
@@ -73,8 +80,6 @@ def config_models(cfg, task, data_available: bool = True) -> list[tuple[str, str
 
 
 def data_available(task) -> bool:
-    from kdvision.errors import UserError
-
     try:
         task.datasets()
     except UserError:

@@ -61,8 +61,9 @@ def test_auto_channels_last_for_conv_nets_on_cuda_and_on_bf16_cpus():
     assert pick("cpu", "fp32", conv) is False
     assert pick("cuda", "bf16", mlp) is False
     assert fast_defaults.choose_channels_last(True, CPU, "fp32", conv).value is True
-    with pytest.raises(UserError, match="train.channels_last must be true, false or auto"):
-        fast_defaults.choose_channels_last("yes", CPU, "fp32", conv)
+    with pytest.raises(UserError, match=r"'train.channels_last' must be true or false, got str 'yes'; "
+                                        r"or must be one of auto \(got 'yes'\)"):
+        config_from_dict({**TINY_DIGITS, "train": {"channels_last": "yes"}}, "c.yaml")
 
 
 def run_tiny(tmp_path, extra=None, quiet=True):

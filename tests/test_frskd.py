@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdvision.config import params_from_dict
 from kdvision.errors import UserError
 from kdvision.methods.loss_weights import parse_weight
 from kdvision.losses import at_loss, kd_loss
@@ -173,8 +174,8 @@ def test_frskd_gradient_routing(feature_loss):
 
 
 def test_frskd_user_errors():
-    with pytest.raises(UserError, match="method.feature_loss"):
-        FRSKD(TinyNet(), [], CETask(), FRSKD.Params(feature_loss="cosine"))
+    with pytest.raises(UserError, match="'method.feature_loss' must be one of attention, l2"):
+        params_from_dict(FRSKD.Params, {"name": "frskd", "feature_loss": "cosine"}, "method", "c.yaml")
     with pytest.raises(UserError, match="'layer7'"):
         FRSKD(TinyNet(), [], CETask(), FRSKD.Params(stages=["layer1", "layer7"]))
     bare = TinyNet()

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdvision.config import load_config
+from kdvision.config import call_with_config, load_config
 from kdvision.data.classification.cifar import build_cifar100
 from kdvision.errors import UserError
 from kdvision.models import count_parameters
@@ -97,8 +97,8 @@ def test_cifar100_normalised_with_frskd_cifar10_statistics_equals_official_loade
     assert torch.allclose(x[:, 0, :], torch.tensor(fx["first_row"]), atol=1e-5)
     own = build_cifar100(str(tmp_path))["test"][0]["input"]
     assert not torch.allclose(own.mean((1, 2)), torch.tensor(fx["channel_means"]), atol=1e-2)
-    with pytest.raises(UserError, match="data.normalize"):
-        build_cifar100(str(tmp_path), normalize="imagenet")
+    with pytest.raises(UserError, match="'data.normalize' must be one of dataset, cifar10_frskd"):
+        call_with_config(build_cifar100, {"root": str(tmp_path), "normalize": "imagenet"}, "data", "c.yaml")
 
 
 def test_frskd_cifar_recipes_follow_the_official_code():

@@ -7,7 +7,7 @@ import inspect
 import pytest
 import torch
 
-from kdvision.config import load_config
+from kdvision.config import call_with_config, load_config
 from kdvision.data.weather.builders import allweather, weather_mix
 from kdvision.data.weather.embedded import embedded_weather
 from kdvision.data.weather.mixed import DomainBalancedBatchSampler, DomainDataset, UniformDomainBatchSampler
@@ -56,8 +56,8 @@ def test_weather_data_default_to_the_official_epoch_and_offer_all():
     for builder in (embedded_weather, weather_mix, allweather):
         assert inspect.signature(builder).parameters["sampling"].default == "official_uniform"
     kw = dict(seed=0, size=16, train_per_domain=6, val_per_domain=1, test_per_domain=1)
-    with pytest.raises(UserError, match="data.sampling"):
-        embedded_weather(**kw, sampling="balanced")
+    with pytest.raises(UserError, match=r"'data.sampling' must be one of official_uniform, all \(got 'balanced'\)"):
+        call_with_config(embedded_weather, {**kw, "sampling": "balanced"}, "data", "w.yaml")
     train = DomainDataset()  # the mixin every weather data set uses (embedded, weather_mix, allweather)
     train.domains, train.sample_domains = ["haze", "rain", "snow"], domains_of_sizes([6, 6, 6])
     official = train.train_batch_sampler(3, torch.Generator().manual_seed(0))

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdvision.config import config_from_dict
+from kdvision.config import config_from_dict, params_from_dict
 from kdvision.errors import UserError
 from kdvision.losses import lab_mse, laplacian_pyramid_l1
 from kdvision.methods.ktdn import KTDN, KTDNParams, SRKTDN
@@ -241,5 +241,5 @@ def test_eval_mode_after_epoch_freezes_the_batch_norm_statistics():
     assert not method.student.training
     sum(losses.values()).backward()  # and it still learns
     assert method.student.encoder.conv1[0].weight.grad.abs().sum() > 0
-    with pytest.raises(UserError, match="method.eval_mode_after_epoch"):
-        make_method(eval_mode_after_epoch=-1)
+    with pytest.raises(UserError, match="'method.eval_mode_after_epoch' must be an integer >= 0"):
+        params_from_dict(KTDNParams, {"name": "ktdn", "eval_mode_after_epoch": -1}, "method", "c.yaml")

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from safetensors import safe_open
 
+from kdvision.config import call_with_config
 from kdvision.data.segmentation.seg_folder import build_seg_folder
 from kdvision.errors import UserError
 from tests.conftest import run_cli, write_yaml
@@ -113,12 +114,12 @@ def test_missing_mask_is_one_line_naming_the_file(tmp_path):
     ({"palette": [[0, 0, 0], [1, 2]]}, "data.palette[1]"),
     ({"palette": [[0, 0, 0], [0, 0, 0], [1, 1, 1]]}, "data.palette[1] [0, 0, 0] is the same colour"),
     ({"classes": ["a", "a", "b"]}, "'a' more than once"),
-    ({"unknown_colour": "skip"}, "unknown_colour"),
+    ({"unknown_colour": "skip"}, "'data.unknown_colour' must be one of error, ignore (got 'skip')"),
 ])
 def test_inconsistent_class_settings_are_named(tmp_path, options, fragment):
     write_seg_folder(tmp_path)
-    with pytest.raises(UserError) as e:
-        build_seg_folder(root=str(tmp_path), **options)
+    with pytest.raises(UserError) as e:  # through the config's check of the builder's options
+        call_with_config(build_seg_folder, {"root": str(tmp_path), **options}, "data", "seg.yaml")
     assert fragment in str(e.value)
 
 

@@ -4,6 +4,7 @@ import warnings
 import pytest
 import torch
 
+from kdvision.config import params_from_dict
 from kdvision.errors import UserError
 from kdvision.methods.two_stage import TwoStageKnowledgeLearning, TwoStageParams
 from kdvision.models.restoration.restoration_unet import WeatherUNet
@@ -142,8 +143,8 @@ def test_bad_input_is_one_line_user_error(tiny_vgg):
     m.setup(batch([0, 1, 2]), INFO)
     with pytest.raises(UserError, match="has no 'rain' samples"):
         m(batch([0, 2, 2]))
-    with pytest.raises(UserError, match="scr_positive"):
-        make_method(scr_positive="gt")
+    with pytest.raises(UserError, match="'method.scr_positive' must be one of teacher, target"):
+        params_from_dict(TwoStageParams, {"name": "tkl", "scr_positive": "gt"}, "method", "c.yaml")
 
 
 def test_setup_reads_the_weather_types_from_info_and_forward_needs_it(tiny_vgg):

@@ -44,6 +44,7 @@ from kdvision.benchmarks_lib.accuracy_plan import (check_state, recipe_data, rec
 from kdvision.benchmarks_lib.accuracy_report import describe, write_all_results
 from kdvision.benchmarks_lib.accuracy_run import train_once
 from kdvision.benchmarks_lib.accuracy_sweep import parse_sweeps, point_label, sweep_dir, sweep_points
+from kdvision.commands.arguments import non_negative_int, positive_int
 from kdvision.errors import UserError
 
 NAME = "accuracy"
@@ -53,8 +54,9 @@ HELP = "train recipes over several seeds; mean +- std of test accuracy in DIR/re
 def add_arguments(p) -> None:
     p.add_argument("configs", nargs="+", metavar="CONFIG",
                    help="recipes (YAML); KEY=VALUE items are overrides applied to every recipe and its teacher")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per recipe (default 3)")
-    p.add_argument("--first-seed", type=int, default=0, help="the seeds are first-seed .. first-seed+seeds-1")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per recipe (default 3)")
+    p.add_argument("--first-seed", type=non_negative_int, default=0,
+                   help="the seeds are first-seed .. first-seed+seeds-1")
     p.add_argument("--out", required=True, help="benchmark folder: runs/, results.md, results.png, bench.json")
     p.add_argument("--baseline", default=None, metavar="RECIPE",
                    help="the recipe (its row name) every other is compared with (default: per recipe, the one "

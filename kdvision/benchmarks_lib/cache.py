@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from kdvision.commands.arguments import positive_int
 from kdvision.benchmarks_lib.common import machine, report
 
 NAME = "cache"
@@ -39,13 +40,13 @@ KINDS = ("student", "kd_uncached", "kd_cached")
 
 def add_arguments(p) -> None:
     p.add_argument("--config", default="digits/kd", help="a KD recipe: a file or a packaged name (default digits/kd)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the recipe's)")
-    p.add_argument("--views", type=int, default=8, help="recorded views per sample (default 8)")
-    p.add_argument("--topk", type=int, default=None, help="store only the top-k logits (default: all)")
-    p.add_argument("--rounds", type=int, default=10, help="interleaved timed epochs per kind (default 10)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds 0..N-1 (default 3)")
+    p.add_argument("--epochs", type=positive_int, default=None, help="epochs per run (default: the recipe's)")
+    p.add_argument("--views", type=positive_int, default=8, help="recorded views per sample (default 8)")
+    p.add_argument("--topk", type=positive_int, default=None, help="store only the top-k logits (default: all)")
+    p.add_argument("--rounds", type=positive_int, default=10, help="interleaved timed epochs per kind (default 10)")
     p.add_argument("--work", default="runs/bench_cache", help="folder for the teacher, the cache and the runs")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides for every run")
 

@@ -19,6 +19,7 @@ import copy
 import torch
 
 from kdvision.benchmarks_lib.common import machine, median_ms, report, synchronizer, time_call
+from kdvision.commands.arguments import non_negative_int, positive_int
 
 NAME = "overhead"
 HELP = "time a student step, a teacher forward and a KD step (the trainer's own step); overhead_ratio"
@@ -29,17 +30,17 @@ def add_arguments(p) -> None:
     p.add_argument("--teacher", default="resnet56", help="teacher model (default resnet56)")
     p.add_argument("--student", default="resnet20", help="student model (default resnet20)")
     p.add_argument("--method", default="kd", help="distillation method to time (default kd)")
-    p.add_argument("--num-classes", type=int, default=100)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--size", type=int, default=32, help="input height and width")
-    p.add_argument("--steps", type=int, default=30, help="timed rounds (each times all three steps)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed rounds first")
+    p.add_argument("--num-classes", type=positive_int, default=100)
+    p.add_argument("--batch", type=positive_int, default=64)
+    p.add_argument("--size", type=positive_int, default=32, help="input height and width")
+    p.add_argument("--steps", type=positive_int, default=30, help="timed rounds (each times all three steps)")
+    p.add_argument("--warmup", type=non_negative_int, default=5, help="untimed rounds first")
     p.add_argument("--precision", default="fp32",
                    help="fp32, bf16 or fp16 (autocast); a list such as fp32,bf16 times them in the same rounds")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile-teacher", action="store_true", help="torch.compile the teacher (as train.compile_teacher)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--default-malloc", action="store_true",
                    help="leave glibc's malloc thresholds alone (the trainer tunes them on the CPU; see engine/cpu_memory.py)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

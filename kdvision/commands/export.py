@@ -1,23 +1,37 @@
 """``kdvision export``: the student alone, checked against PyTorch."""
 from __future__ import annotations
 
+import argparse
 import json
+
+from kdvision.commands.arguments import int_at_least
+from kdvision.config_checks import MAX_IMAGE_SIDE
+
+
+#: the ONNX opsets the TorchScript-based exporter writes (torch.onnx's own bounds)
+MIN_OPSET, MAX_OPSET = 7, 20
 
 
 def parse_size(text: str) -> tuple[int, ...]:
-    import argparse
-
     try:
         size = tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
         size = ()
     if len(size) != 3 or min(size) < 1:
         raise argparse.ArgumentTypeError(f"expected C,H,W such as 3,32,32, got '{text}'")
+    if max(size[1:]) > MAX_IMAGE_SIDE:
+        raise argparse.ArgumentTypeError(f"height and width must be at most {MAX_IMAGE_SIDE}, got '{text}'")
     return size
 
 
+def opset(text: str) -> int:
+    value = int_at_least(MIN_OPSET)(text)
+    if value > MAX_OPSET:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_OPSET} (the newest torch.onnx exports), got {value}")
+    return value
+
+
 def tolerance(text: str) -> float:
-    import argparse
     import math
 
     try:
@@ -61,7 +75,8 @@ def add_parser(sub, commands: dict) -> None:
     e.add_argument("--out", required=True, help="file to write")
     e.add_argument("--input-size", type=parse_size, default=None, metavar="C,H,W",
                    help="one input's shape (default: from the run's data set)")
-    e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    e.add_argument("--opset", type=opset, default=17,
+                   help=f"ONNX opset, {MIN_OPSET} to {MAX_OPSET} (default 17)")
     e.add_argument("--atol", type=tolerance, default=1e-4,
                    help="parity check: |exported - pytorch| <= atol + rtol * |pytorch| (default atol 1e-4)")
     e.add_argument("--rtol", type=tolerance, default=1e-3, help="parity check's relative tolerance (default 1e-3)")

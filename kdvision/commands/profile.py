@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from kdvision.commands.arguments import positive_int
 from kdvision.commands.export import parse_size
 
 
@@ -38,9 +39,9 @@ def add_parser(sub, commands: dict) -> None:
     p.add_argument("config")
     p.add_argument("--input-size", type=parse_size, default=None, metavar="C,H,W",
                    help="one input's shape (default: from the data set)")
-    p.add_argument("--batch", type=int, default=None, help="second latency batch (default: data.batch_size)")
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--batch", type=positive_int, default=None, help="second latency batch (default: data.batch_size)")
+    p.add_argument("--repeats", type=positive_int, default=10, help="timed runs per model (default 10)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--json", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     commands["profile"] = cmd_profile

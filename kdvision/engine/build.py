@@ -5,7 +5,7 @@ from pathlib import Path
 
 from torch import nn
 
-from kdvision.config import Config, TeacherConfig, params_from_dict
+from kdvision.config import Config, TeacherConfig, coerce, params_from_dict
 from kdvision.engine.weights import STUDENT_FILE, is_hf_folder, load_weights_into
 from kdvision.errors import UserError
 from kdvision.methods import METHODS, Method
@@ -133,13 +133,17 @@ def validate_method(cfg: Config, cls: type[Method], dataset_info: dict | None = 
 
 
 def validate_stages(cfg: Config, cls: type[Method]) -> None:
-    """Each stage may only change fields of the method's Params and its ``weights``."""
+    """Each stage may only change fields of the method's Params and its ``weights``, to values they allow."""
     import dataclasses
+    import typing
 
     known = {f.name for f in dataclasses.fields(cls.Params)} | {"weights"}
+    hints = typing.get_type_hints(cls.Params, include_extras=True)
     for i, stage in enumerate(cfg.train.stages):
         stage_overrides(cfg, cls, i)
-        for k in stage.method:
+        for k, v in stage.method.items():
             if k not in known:
                 raise UserError(f"{cfg.source}: unknown key 'train.stages[{i}].method.{k}' "
                                 f"(method '{cfg.method['name']}' has: {', '.join(sorted(known)) or 'no parameters'})")
+            if k in hints:  # 'weights' was checked by stage_overrides
+                stage.method[k] = coerce(v, hints[k], f"train.stages[{i}].method.{k}", cfg.source)

@@ -26,9 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from kdvision.errors import UserError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 CPUINFO = Path("/proc/cpuinfo")
 
 
@@ -68,8 +66,7 @@ def cuda_has_bf16(device: torch.device) -> bool:
 
 
 def choose_precision(requested: str, device: torch.device) -> Choice:
-    if requested not in PRECISIONS:
-        raise UserError(f"train.precision must be one of {', '.join(PRECISIONS)}, got '{requested}'")
+    """``requested`` is one of TrainConfig.precision's choices (the config checks them)."""
     if requested != "auto":
         return Choice(requested, False, "set in the config")
     if device.type == "cuda":
@@ -88,10 +85,8 @@ def is_conv_net(model: nn.Module) -> bool:
 
 
 def choose_channels_last(requested, device: torch.device, precision: str, student: nn.Module) -> Choice:
-    if isinstance(requested, bool):
+    if isinstance(requested, bool):  # else "auto" (the config checks the choices)
         return Choice(requested, False, "set in the config")
-    if requested != "auto":
-        raise UserError(f"train.channels_last must be true, false or auto, got {requested!r}")
     if not is_conv_net(student):
         return Choice(False, True, "the student has no 2-D convolutions")
     if device.type == "cuda":

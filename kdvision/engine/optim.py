@@ -11,25 +11,20 @@ import math
 import torch
 
 from kdvision.config import OptimizerConfig, ScheduleConfig, TrainConfig
-from kdvision.errors import UserError
 
 
 def build_optimizer(cfg: OptimizerConfig, param_groups: list[dict]) -> torch.optim.Optimizer:
     groups = [{**g, "lr": cfg.lr * g.get("lr_mult", 1.0)} for g in param_groups if g["params"]]
     for g in groups:
         g.setdefault("lr_mult", 1.0)
-    name = cfg.name.lower()
+    name = cfg.name  # one of OptimizerConfig.name's choices (checked by the config)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                                nesterov=cfg.nesterov)
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
         return cls(groups, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    raise UserError(f"train.optimizer.name: unknown optimiser '{cfg.name}' (known: sgd, adam, adamw)")
-
-
-SCHEDULES = ("multistep", "step", "cosine", "poly", "constant", "exponential")
-WARMUPS = ("linear", "gradual")
+    raise ValueError(f"optimiser {cfg.name!r} is not one of OptimizerConfig.name's choices")
 
 
 def warmup_factor(cfg: ScheduleConfig, progress: float) -> float:
@@ -47,7 +42,7 @@ def warmup_factor(cfg: ScheduleConfig, progress: float) -> float:
         return min((progress + 1.0) / w, 1.0)
     if cfg.warmup == "linear":
         return cfg.warmup_start_factor + (1.0 - cfg.warmup_start_factor) * progress / w
-    raise UserError(f"train.schedule.warmup: unknown warm-up '{cfg.warmup}' (known: {', '.join(WARMUPS)})")
+    raise ValueError(f"warm-up {cfg.warmup!r} is not one of ScheduleConfig.warmup's choices")
 
 
 def lr_factor(cfg: ScheduleConfig, progress: float, total_epochs: int) -> float:
@@ -70,7 +65,7 @@ def lr_factor(cfg: ScheduleConfig, progress: float, total_epochs: int) -> float:
         return 0.5 * (1.0 + math.cos(math.pi * t))
     if name == "poly":
         return (1.0 - t) ** cfg.power
-    raise UserError(f"train.schedule.name: unknown schedule '{name}' (known: {', '.join(SCHEDULES)})")
+    raise ValueError(f"schedule {name!r} is not one of ScheduleConfig.name's choices")
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, train: TrainConfig, epoch: int, step: int,

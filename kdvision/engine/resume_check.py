@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from kdvision.config import Config, config_from_dict
+from kdvision.config_yaml import read_yaml_mapping
 from kdvision.errors import UserError
 
 SAFE_KEYS = {
@@ -25,15 +25,10 @@ SAFE_KEYS = {
 
 def read_run_config(path: Path) -> Config:
     """The run's own config.yaml, validated; a damaged one is one line naming it."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"--resume: the run's {path} is malformed ({problem}); "
-                        f"nothing was changed") from None
-    if not isinstance(data, dict):
-        raise UserError(f"--resume: the run's {path} must be a mapping of keys, not {type(data).__name__}; "
-                        f"nothing was changed")
+    try:  # strict, as every config: UTF-8, a mapping, no key twice
+        data = read_yaml_mapping(path)
+    except UserError as e:
+        raise UserError(f"--resume: the run's {e}; nothing was changed") from None
     try:
         return config_from_dict(data, str(path))
     except UserError as e:

@@ -21,6 +21,11 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"train.device is '{name}' but no CUDA device is available")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise UserError(f"train.device is '{name}' but this machine has {torch.cuda.device_count()} CUDA device(s) "
+                        f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("train.device is 'mps' but no Apple MPS device is available")
     return torch.device(name)
 
 
@@ -44,9 +49,7 @@ def autocast_factory(device: torch.device, precision: str):
     precision = fast_defaults.choose_precision(precision, device).value  # "auto" -> what this device runs
     if precision == "fp32":
         return contextlib.nullcontext
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    if dtype is None:
-        raise UserError(f"train.precision must be fp32, bf16 or fp16, got '{precision}'")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]  # choices checked by the config
     return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 

@@ -28,8 +28,8 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from kdvision.config import Config, load_config
 from kdvision import student_metadata
+from kdvision.config import Config, load_config
 from kdvision.engine import build, distributed, rng_state
 from kdvision.engine.checkpoint import RunDir, atomic_write, check_resumable, load_checkpoint, save_checkpoint, \
     save_safetensors
@@ -74,10 +74,16 @@ class Trainer:
     # ------------------------------------------------------------------ building
     def _train_recipe(self, recipe: Path, overrides: list[str], target: Path) -> None:
         """Train a teacher recipe (the first stage of a teacher-then-student run)."""
+        chain = getattr(self, "recipe_chain", (Path(self.cfg.source).resolve(),))
+        if Path(recipe).resolve() in chain:  # each round would nest a run inside the last one
+            names = " -> ".join(str(p) for p in (*chain, Path(recipe).resolve()))
+            raise UserError(f"{self.cfg.source}: teacher recipes make a cycle: {names}")
         resume = (target / "checkpoints" / "last.pt").is_file()
         self.log.line(f"teacher: {'resuming' if resume else 'training'} recipe {recipe} into {target}")
         sub_cfg = load_config(recipe, overrides)
-        Trainer(sub_cfg, target, resume=resume, quiet=self.quiet).fit()
+        sub = Trainer(sub_cfg, target, resume=resume, quiet=self.quiet)
+        sub.recipe_chain = (*chain, Path(recipe).resolve())
+        sub.fit()
 
     def _loader(self, dataset, train: bool, epoch: int = 0) -> DataLoader:
         d = self.cfg.data
@@ -139,6 +145,7 @@ class Trainer:
         self.base_params = self.method.params
         first = to_device(next(iter(self._loader(self.datasets["train"], True, 0))), self.device,
                           cfg.train.channels_last)
+        self.task.check_batch(first)  # e.g. segmentation masks under task classification
         with self.autocast():
             self.method.setup(first, self.task.method_info())
         self.optimizer = build_optimizer(cfg.train.optimizer, self.method.param_groups())

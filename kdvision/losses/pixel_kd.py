@@ -2,11 +2,14 @@
 the baseline term of structured KD, Liu et al. CVPR 2019, and of APD, Tian et al. TPAMI 2023)."""
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
 from kdvision.losses.kd import kd_loss
 
-REDUCTIONS = ("pixel", "element")
+Reduction = Literal["pixel", "element"]
+REDUCTIONS = get_args(Reduction)
 
 
 def pixel_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0,

@@ -36,41 +36,41 @@ tests/test_official_apd.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
 
+from kdvision.config_checks import Betas, NonNegativeFloat, NonNegativeInt, PositiveFloat
 from kdvision.errors import UserError
-from kdvision.losses.pixel_kd import REDUCTIONS, pixel_kd_loss
+from kdvision.losses.pixel_kd import Reduction, pixel_kd_loss
 from kdvision.losses.prototypes import grouped_class_prototypes, perspective_logits
 from kdvision.methods.base import Method
 from kdvision.methods.feature_pairs import feature_tap
-from kdvision.methods.pixel_kd import check_choice, student_align_corners
+from kdvision.methods.pixel_kd import student_align_corners
 from kdvision.outputs import main_output, per_pixel_ce, to_label_size
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
 
 
+Pooling = Literal["image", "batch"]
+
+
 @dataclass
 class APDParams:
-    temperature: float = 1.0  # pixel KD temperature
-    scale: float = 10.0  # perspective logits: 1 / temperature 0.1
-    kl_reduction: str = "element"  # official KLDivLoss mean (per-pixel KL / channels); "pixel": the paper's
-    pooling: str = "batch"  # "batch": per mini-batch (official code); "image": per-image perspective (paper)
-    pool_images: int = 0  # with pooling "batch": images per pool (0 = the whole batch; 2 = the code's per-GPU batch)
+    temperature: PositiveFloat = 1.0  # pixel KD temperature
+    scale: PositiveFloat = 10.0  # perspective logits: 1 / temperature 0.1
+    kl_reduction: Reduction = "element"  # official KLDivLoss mean (per-pixel KL / channels); "pixel": the paper's
+    pooling: Pooling = "batch"  # "batch": per mini-batch (official code); "image": per-image perspective (paper)
+    #: with pooling "batch": images per pool (0 = the whole batch; 2 = the code's per-GPU batch)
+    pool_images: NonNegativeInt = 0
     align_corners: bool | None = None  # None: the student network's upsampling (pspnet: True, as the code)
-    proj_dim: int = 0  # projector width; 0 = the teacher feature's channels (512 at full width)
-    teacher_lr: float = 1e-5
-    teacher_betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    proj_dim: NonNegativeInt = 0  # projector width; 0 = the teacher feature's channels (512 at full width)
+    teacher_lr: PositiveFloat = 1e-5
+    teacher_betas: Betas = field(default_factory=lambda: [0.9, 0.99])
     student_tap: str = ""  # default: the student's ``feature_tap`` (the feature before the classifier)
     teacher_tap: str = ""
     ignore_index: int = 255
-
-    def __post_init__(self):
-        check_choice("kl_reduction", self.kl_reduction, REDUCTIONS)
-        check_choice("pooling", self.pooling, ("image", "batch"))
-        if self.pool_images < 0:
-            raise UserError(f"method.pool_images must be 0 (whole batch) or a positive count, got {self.pool_images}")
 
 #: logit given to absent classes in the perspective KL (cosine logits lie in [-scale, scale])
 ABSENT = -1.0e4

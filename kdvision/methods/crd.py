@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Annotated, Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdvision.config_checks import PositiveFloat, PositiveInt, Range
 from kdvision.errors import UserError
 from kdvision.losses.crd import ContrastMemory, nce_loss
 from kdvision.methods.base import Method
@@ -28,7 +31,7 @@ from kdvision.methods.pooled_feature import pooled_feature_tap
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
 
-NEGATIVE_MODES = ("exact", "relax")
+NegativeMode = Literal["exact", "relax"]
 
 
 class Embed(nn.Module):
@@ -75,19 +78,11 @@ class CRD(Method):
     class Params:
         student_tap: str = ""  # default: the input of the student's last nn.Linear
         teacher_tap: str = ""
-        feat_dim: int = 128
-        num_negatives: int = 16384
-        temperature: float = 0.07
-        momentum: float = 0.5
-        negatives: str = "exact"
-
-        def __post_init__(self):
-            if self.negatives not in NEGATIVE_MODES:
-                raise UserError(f"method.negatives must be one of {', '.join(NEGATIVE_MODES)}; got '{self.negatives}'")
-            if self.num_negatives < 1 or self.feat_dim < 1:
-                raise UserError("method.num_negatives and method.feat_dim must be >= 1")
-            if not (self.temperature > 0 and 0 <= self.momentum < 1):
-                raise UserError("method.temperature must be > 0 and method.momentum in [0, 1)")
+        feat_dim: PositiveInt = 128
+        num_negatives: PositiveInt = 16384
+        temperature: PositiveFloat = 0.07
+        momentum: Annotated[float, Range(ge=0, lt=1)] = 0.5
+        negatives: NegativeMode = "exact"
 
     teachers_required = "one"
     default_weights = {"ce": 1.0, "crd": 0.8}

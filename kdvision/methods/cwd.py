@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
+from kdvision.config_checks import PositiveFloat
 from kdvision.errors import UserError
 from kdvision.losses.channel_wise import cwd_loss
 from kdvision.methods.base import Method
@@ -28,13 +29,9 @@ class CWD(Method):
 
     @dataclass
     class Params:
-        temperature: float = 1.0
+        temperature: PositiveFloat = 1.0
         student_tap: str = "classifier"
         teacher_tap: str = "classifier"
-
-        def __post_init__(self):
-            if not self.temperature > 0:
-                raise UserError(f"method.temperature must be > 0, got {self.temperature}")
 
     teachers_required = "one"
     default_weights = {"cwd": 5.0}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kdvision.errors import UserError
+from kdvision.config_checks import PositiveFloat
 from kdvision.losses.dist import dist_terms
 from kdvision.methods.base import Method
 from kdvision.registry import METHODS
@@ -25,11 +25,7 @@ class DIST(Method):
 
     @dataclass
     class Params:
-        temperature: float = 4.0
-
-        def __post_init__(self):
-            if not self.temperature > 0:
-                raise UserError(f"method.temperature must be > 0, got {self.temperature}")
+        temperature: PositiveFloat = 4.0
 
     teachers_required = "one"
     uses_teacher_logits_only = True

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kdvision.errors import UserError
+from kdvision.config_checks import PositiveFloat
 from kdvision.losses.dkd import dkd_terms
 from kdvision.losses.logit_standardization import standardize_logits
 from kdvision.methods.base import Method
@@ -33,12 +33,8 @@ class DKD(Method):
 
     @dataclass
     class Params:
-        temperature: float = 4.0
+        temperature: PositiveFloat = 4.0
         standardize: bool = False
-
-        def __post_init__(self):
-            if not self.temperature > 0:
-                raise UserError(f"method.temperature must be > 0, got {self.temperature}")
 
     teachers_required = "one"
     uses_teacher_logits_only = True

@@ -49,11 +49,13 @@ Notes on paper vs official code:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdvision.config_checks import PositiveFloat, PositiveInt
 from kdvision.errors import UserError
 from kdvision.losses import at_loss, fitnet_loss, kd_loss
 from kdvision.losses.pixel_kd import pixel_kd_loss
@@ -65,8 +67,8 @@ from kdvision.models.frskd_self_teacher import conv1x1_bn_relu, frskd_self_teach
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps
 
-FEATURE_LOSSES = ("attention", "l2")
-DENSE_SELF_TEACHERS = ("official", "stage_bifpn")
+FeatureLoss = Literal["attention", "l2"]
+DenseSelfTeacher = Literal["official", "stage_bifpn"]
 #: parameters that shape the modules built in setup; stages may not change them later
 BUILD_PARAMS = ("width", "feature_loss", "stages", "dense_self_teacher", "seg_channels", "seg_head_channels")
 #: (weights.kd = alpha, weights.feature = beta, temperature) when unset: classification (CIFAR-100)
@@ -87,13 +89,13 @@ class FRSKD(Method):
 
     @dataclass
     class Params:
-        temperature: float | None = None  # None: 4 (classification) / 1 (segmentation)
-        width: int = 2
-        feature_loss: str = "attention"  # attention | l2
+        temperature: PositiveFloat | None = None  # None: 4 (classification) / 1 (segmentation)
+        width: PositiveInt = 2
+        feature_loss: FeatureLoss = "attention"
         stages: list[str] = field(default_factory=list)  # student module paths; default student.stages
-        dense_self_teacher: str = "official"  # segmentation: official (BiFPN x2 + 3x3 head) | stage_bifpn
-        seg_channels: int = 64  # official: the pyramid width (64 for EfficientDet-b0)
-        seg_head_channels: int = 256  # official head's hidden width
+        dense_self_teacher: DenseSelfTeacher = "official"  # segmentation: official (BiFPN x2 + 3x3 head)
+        seg_channels: PositiveInt = 64  # official: the pyramid width (64 for EfficientDet-b0)
+        seg_head_channels: PositiveInt = 256  # official head's hidden width
 
     teachers_required = "none"
     # kd = alpha, feature = beta; classification defaults (segmentation: 1 / 50, set in setup)
@@ -103,17 +105,6 @@ class FRSKD(Method):
     def __init__(self, student, teachers=(), task_loss=None, params=None):
         super().__init__(student, teachers, task_loss, params)
         params = self.params
-        if params.feature_loss not in FEATURE_LOSSES:
-            raise UserError(f"method.feature_loss must be one of {', '.join(FEATURE_LOSSES)}, "
-                            f"got '{params.feature_loss}'")
-        if params.dense_self_teacher not in DENSE_SELF_TEACHERS:
-            raise UserError(f"method.dense_self_teacher must be one of {', '.join(DENSE_SELF_TEACHERS)}, "
-                            f"got '{params.dense_self_teacher}'")
-        if params.width < 1 or params.seg_channels < 1 or params.seg_head_channels < 1:
-            raise UserError(f"method.width, seg_channels and seg_head_channels must be positive integers, got "
-                            f"{params.width}, {params.seg_channels}, {params.seg_head_channels}")
-        if params.width < 1:
-            raise UserError(f"method.width must be a positive integer, got {params.width}")
         stages = list(params.stages) or list(getattr(student, "stages", None) or [])
         if not stages:
             raise UserError(f"frskd: the student ({type(student).__name__}) has no 'stages' attribute; "

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kdvision.config_checks import PositiveFloat
 from kdvision.losses import kd_loss
 from kdvision.losses.logit_standardization import standardize_logits
 from kdvision.methods.base import Method
@@ -12,7 +13,7 @@ from kdvision.outputs import main_output
 
 @dataclass
 class KDParams:
-    temperature: float = 4.0
+    temperature: PositiveFloat = 4.0
     standardize: bool = False  # logit standardisation (Sun et al., CVPR 2024): z-score both logits first
 
 

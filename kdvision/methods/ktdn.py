@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kdvision.config_checks import NonNegativeInt
 from kdvision.errors import UserError
 from kdvision.losses.restoration import feature_transfer_l1
 from kdvision.methods.base import Method
@@ -39,7 +40,7 @@ from kdvision.taps import FeatureTaps
 class KTDNParams:
     student_tap: str = ""  # module path; default: student.feature_tap
     teacher_tap: str = ""  # module path; default: teacher.feature_tap
-    eval_mode_after_epoch: int = 0  # > 0: the student trains in eval mode after this many epochs (official: 100)
+    eval_mode_after_epoch: NonNegativeInt = 0  # > 0: the student trains in eval mode after this many epochs (official: 100)
 
 
 @METHODS.register("ktdn")
@@ -54,8 +55,6 @@ class KTDN(Method):
     def __init__(self, student, teachers=(), task_loss=None, params=None):
         super().__init__(student, teachers, task_loss, params)
         params = self.params
-        if params.eval_mode_after_epoch < 0:
-            raise UserError(f"method.eval_mode_after_epoch must be >= 0 (0: never), got {params.eval_mode_after_epoch}")
         self.student_path = feature_tap(student, params.student_tap, "student", "mid")
         self.teacher_path = feature_tap(self.teacher, params.teacher_tap, "teacher", "mid")
         self.student_taps = FeatureTaps(student, [self.student_path], owner="student")

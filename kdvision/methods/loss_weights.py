@@ -25,6 +25,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from kdvision.config import coerce
+from kdvision.config_checks import FiniteFloat, NonNegativeFloat, check_choice
 from kdvision.errors import UserError
 
 SCHEDULES = ("sigmoid_ramp", "linear", "step")
@@ -76,32 +78,23 @@ class Weight:
         return self.value if self.schedule is None else {"schedule": self.schedule, **dict(self.options)}
 
 
-def _number(value: Any, key: str, source: str) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UserError(f"{source}: '{key}' must be a finite number, got {value!r}")
-    return float(value)
+def _number(value: Any, key: str, source: str, kind=NonNegativeFloat) -> float:
+    """Weights, epochs and milestones are finite numbers >= 0 (the config's own rule); a start
+    epoch is any finite number (DKD's recipes start at -1)."""
+    return coerce(value, kind, key, source)
 
 
 def parse_weight(value: Any, key: str, source: str = "config") -> Weight:
     """A number or a schedule mapping -> ``Weight``; errors name the key."""
     if not isinstance(value, dict):
         return Weight(_number(value, key, source))
-    name = value.get("schedule")
-    if name not in SCHEDULES:
-        raise UserError(f"{source}: '{key}.schedule' must be one of {', '.join(SCHEDULES)}, got {name!r}")
+    name = check_choice(value.get("schedule"), SCHEDULES, f"{key}.schedule", source)
     unknown = sorted(set(value) - _KEYS[name])
     if unknown:
         raise UserError(f"{source}: unknown key '{key}.{unknown[0]}' for schedule {name} "
                         f"(known: {', '.join(sorted(_KEYS[name]))})")
     opts: dict[str, Any] = {}
-    if value.get("by", "epoch") not in ("epoch", "step"):
-        raise UserError(f"{source}: '{key}.by' must be epoch or step, got {value.get('by')!r}")
-    opts["by"] = value.get("by", "epoch")
+    opts["by"] = check_choice(value.get("by", "epoch"), ("epoch", "step"), f"{key}.by", source)
     if name == "step":
         for k in ("milestones", "values"):
             if not isinstance(value.get(k), list):
@@ -119,11 +112,9 @@ def parse_weight(value: Any, key: str, source: str = "config") -> Weight:
             if k not in value:
                 raise UserError(f"{source}: '{key}.{k}' is missing (schedule {name})")
         opts["epochs"] = _number(value["epochs"], f"{key}.epochs", source)
-        if opts["epochs"] < 0:
-            raise UserError(f"{source}: '{key}.epochs' must be >= 0, got {value['epochs']}")
         opts["to"] = _number(value["to"], f"{key}.to", source)
         opts["from"] = _number(value.get("from", 0.0), f"{key}.from", source)
-        opts["start_epoch"] = _number(value.get("start_epoch", 0), f"{key}.start_epoch", source)
+        opts["start_epoch"] = _number(value.get("start_epoch", 0), f"{key}.start_epoch", source, FiniteFloat)
     return Weight(schedule=name, options=tuple(sorted(opts.items())))
 
 

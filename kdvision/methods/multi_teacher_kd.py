@@ -13,14 +13,16 @@ teacher-output cache, one cached set per teacher (``batch["teacher_logits"]`` [B
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-from kdvision.errors import UserError
+from kdvision.config_checks import PositiveFloat
 from kdvision.losses.multi_teacher import multi_teacher_kd_loss
 from kdvision.methods.base import Method
 from kdvision.registry import METHODS
 from kdvision.outputs import main_output
 
-WEIGHTINGS = ("average", "confidence")
+Weighting = Literal["average", "confidence"]
+WEIGHTINGS = get_args(Weighting)
 
 
 @METHODS.register("multi_teacher_kd")
@@ -29,14 +31,8 @@ class MultiTeacherKD(Method):
 
     @dataclass
     class Params:
-        temperature: float = 4.0
-        weighting: str = "average"
-
-        def __post_init__(self):
-            if self.weighting not in WEIGHTINGS:
-                raise UserError(f"method.weighting must be one of {', '.join(WEIGHTINGS)}; got '{self.weighting}'")
-            if not self.temperature > 0:
-                raise UserError(f"method.temperature must be > 0, got {self.temperature}")
+        temperature: PositiveFloat = 4.0
+        weighting: Weighting = "average"
 
     teachers_required = "many"
     uses_teacher_logits_only = True

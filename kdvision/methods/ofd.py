@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +30,8 @@ from kdvision.methods.feature_pairs import resolve_layer_pairs
 from kdvision.registry import METHODS
 from kdvision.taps import FeatureTaps, find_module
 
-TEACHER_MODES = ("train", "eval")
+TeacherMode = Literal["train", "eval"]
+TEACHER_MODES = get_args(TeacherMode)
 
 
 def connector(in_channels: int, out_channels: int) -> nn.Module:
@@ -46,12 +48,7 @@ class OFD(Method):
     class Params:
         layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: preact_stages
         teacher_bns: list = field(default_factory=list)  # default: the teacher's bn_before_relu
-        teacher_mode: str = "train"
-
-        def __post_init__(self):
-            if self.teacher_mode not in TEACHER_MODES:
-                raise UserError(f"method.teacher_mode must be one of {', '.join(TEACHER_MODES)}; "
-                                f"got '{self.teacher_mode}'")
+        teacher_mode: TeacherMode = "train"
 
     teachers_required = "one"
     default_weights = {"ce": 1.0, "ofd": 1e-3}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kdvision.errors import UserError
-from kdvision.losses.pixel_kd import REDUCTIONS, pixel_kd_loss
+from kdvision.config_checks import PositiveFloat
+from kdvision.losses.pixel_kd import Reduction, pixel_kd_loss
 from kdvision.methods.base import Method
 from kdvision.registry import METHODS
 from kdvision.outputs import main_output, to_label_size  # noqa: F401  (to_label_size: re-exported)
@@ -17,19 +17,11 @@ def student_align_corners(given: bool | None, student) -> bool:
     return bool(getattr(student, "align_corners", False)) if given is None else bool(given)
 
 
-def check_choice(key: str, value: str, choices) -> None:
-    if value not in choices:
-        raise UserError(f"method.{key} must be one of {', '.join(choices)}; got '{value}'")
-
-
 @dataclass
 class PixelKDParams:
-    temperature: float = 1.0
-    reduction: str = "pixel"  # "pixel": KL per pixel averaged over pixels; "element": / C (APD code)
+    temperature: PositiveFloat = 1.0
+    reduction: Reduction = "pixel"  # "pixel": KL per pixel averaged over pixels; "element": / C (APD code)
     align_corners: bool | None = None  # upsampling of logits to the labels; None: the student's (pspnet: True)
-
-    def __post_init__(self):
-        check_choice("reduction", self.reduction, REDUCTIONS)
 
 
 @METHODS.register("pixel_kd")

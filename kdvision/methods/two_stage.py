@@ -26,6 +26,7 @@ MCR (multi-contrastive regularisation, ``kdvision.losses.contrastive``), VGG-19 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -45,9 +46,9 @@ from kdvision.outputs import main_output
 @dataclass
 class TwoStageParams:
     collation: bool = True  # True: Knowledge Collation (stage 1); False: Knowledge Examination
-    scr_positive: str = "teacher"  # teacher (paper) | target (official code)
-    scr_negatives: str = "same_weather"  # same_weather (paper) | own (official code)
-    hcr_negatives: str = "mean"  # mean over the batch's inputs (official code) | sum
+    scr_positive: Literal["teacher", "target"] = "teacher"  # teacher (paper) | target (official code)
+    scr_negatives: Literal["same_weather", "own"] = "same_weather"  # same_weather (paper) | own (official code)
+    hcr_negatives: Literal["mean", "sum"] = "mean"  # mean over the batch's inputs (official code) | sum
     layers: list = field(default_factory=list)  # [[student_path, teacher_path]]; default: model.stages
     vgg_weights: str = ""  # torchvision vgg19 state dict (local file)
     allow_untrained_vgg: bool = False
@@ -85,11 +86,6 @@ def check_domains(teacher_domains: list, data_domains: list, data_name, where: s
                         f"(teachers serve: {', '.join(teacher_domains)})")
 
 
-def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
-    if value not in allowed:
-        raise UserError(f"method.{key} must be one of {', '.join(allowed)}, got '{value}'")
-
-
 @METHODS.register("tkl")
 class TwoStageKnowledgeLearning(Method):
     """Two-stage knowledge learning (KC: teachers + CKT + soft CR; KE: ground truth + hard CR)."""
@@ -108,9 +104,6 @@ class TwoStageKnowledgeLearning(Method):
         super().__init__(student, teachers, task_loss, params)
         params = self.params
         self.teacher_domains = list(teacher_domains or [None] * len(self.teachers))
-        _choice(params.scr_positive, ("teacher", "target"), "scr_positive")
-        _choice(params.scr_negatives, ("same_weather", "own"), "scr_negatives")
-        _choice(params.hcr_negatives, ("mean", "sum"), "hcr_negatives")
         for k, d in enumerate(self.teacher_domains):
             if not d:
                 raise UserError(f"teachers[{k}].domain is missing: tkl needs the weather type each teacher serves")

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from kdvision.config import Config, call_with_config
+from kdvision.errors import UserError
 from kdvision.outputs import main_output  # noqa: F401  (re-exported: kdvision.tasks.base.main_output)
 import kdvision.data  # noqa: F401  (registers the data sets)
 import kdvision.models  # noqa: F401  (registers the models)
@@ -30,6 +31,9 @@ class Task:
     metric_unit = ""  # the unit ``metric`` is reported in (benchmark tables): "%", "dB"; "" for none
     secondary_metric: str | None = None  # a metric reported beside it where evaluate() gives it
     loss_terms: tuple[str, ...] = ()  # the names ``loss`` returns (keys of ``method.weights``)
+    #: what a batch's "target" must be for this task: (dimensions, floating point, in words);
+    #: None: not checked
+    target_kind: tuple[int, bool, str] | None = None
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -49,6 +53,17 @@ class Task:
         """Facts models need from the data, e.g. {"num_classes": 100}."""
         train = self.datasets()["train"]
         return {k: getattr(train, k) for k in ("num_classes", "domains") if hasattr(train, k)}
+
+    def check_batch(self, batch: dict[str, Any]) -> None:
+        """Refuse a batch this task cannot learn from, e.g. segmentation masks under task classification."""
+        target = batch.get("target")
+        if self.target_kind is None or not isinstance(target, torch.Tensor):
+            return
+        dims, floating, words = self.target_kind
+        if target.dim() != dims or target.is_floating_point() != floating:
+            raise UserError(f"{self.cfg.source}: task '{self.cfg.task}' learns from {words}, but data "
+                            f"'{self.cfg.data['name']}' gives {str(target.dtype)[6:]} targets of shape "
+                            f"{list(target.shape)}; is 'task' right for this data set?")
 
     def method_info(self) -> dict[str, Any]:
         """The facts a method's ``setup(batch, info)`` may read: ``dataset_info()`` plus

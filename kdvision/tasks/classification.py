@@ -20,6 +20,7 @@ class ClassificationTask(Task):
 
     metric = "acc"
     metric_unit = "%"
+    target_kind = (1, False, "one class label per image")
 
     def loss(self, output: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         return {"ce": F.cross_entropy(main_output(output).float(), batch["target"])}

@@ -14,7 +14,7 @@ Options are read from the config's ``eval:`` section (see ``RestorationOptions``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -22,9 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdvision.config import from_dict
+from kdvision.config_checks import MAX_IMAGE_SIDE, ImageSide, NonNegativeFloat, Range
 from kdvision.errors import UserError
 from kdvision.losses.restoration import l1, lab_mse, laplacian_pyramid_l1
-from kdvision.metrics.restoration import COLOURS, psnr_per_image, ssim_per_image
+from kdvision.metrics.restoration import psnr_per_image, ssim_per_image
 from kdvision.models.restoration.inference import restore
 from kdvision.registry import TASKS
 from kdvision.outputs import main_output
@@ -36,15 +37,16 @@ from kdvision.tasks.pictures import picture_grid
 class RestorationOptions:
     """The ``eval:`` section of a restoration config."""
 
-    colour: str = "rgb"  # rgb | y: the colour space of PSNR / SSIM
+    colour: Literal["rgb", "y"] = "rgb"  # the colour space of PSNR / SSIM
     self_ensemble: bool = False  # x8 flips/transposes averaged at evaluation
-    multiple: int = 0  # pad evaluation images to this multiple (0: the model's input_multiple)
-    l1_weight: float = 1.0
-    laplacian_weight: float = 0.3
-    lab_weight: float = 0.5
+    #: pad evaluation images to this multiple (0: the model's input_multiple)
+    multiple: Annotated[int, Range(ge=0, le=MAX_IMAGE_SIDE)] = 0
+    l1_weight: NonNegativeFloat = 1.0
+    laplacian_weight: NonNegativeFloat = 0.3
+    lab_weight: NonNegativeFloat = 0.5
     lab_normalized: bool = True  # official SRKTDN scaling (L/100, a/255, b/255)
     clamp_in_loss: bool = True  # losses see the output clamped to [0, 1] (official SRKTDN)
-    picture_size: int = 256  # longest side of each panel of the pictures grid
+    picture_size: ImageSide = 256  # longest side of each panel of the pictures grid
 
 
 @TASKS.register("restoration")
@@ -55,13 +57,11 @@ class RestorationTask(Task):
     metric = "psnr"
     metric_unit = "dB"
     secondary_metric = "ssim"
+    target_kind = (4, True, "clean images [batch, channels, height, width]")
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.options = from_dict(RestorationOptions, dict(cfg.eval or {}), "eval", cfg.source)
-        if self.options.colour not in COLOURS:
-            raise UserError(f"{cfg.source}: eval.colour must be one of {', '.join(COLOURS)}, "
-                            f"got '{self.options.colour}'")
 
     def dataset_info(self) -> dict[str, Any]:
         """Restoration models need no facts from the data, so building a model never reads a

@@ -11,6 +11,7 @@ deeplabv3_* with False), so this only concerns models that do not.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdvision.config import from_dict
+from kdvision.config_checks import NonNegativeFloat
 from kdvision.errors import UserError
 from kdvision.metrics.segmentation import ConfusionMatrix
 from kdvision.registry import TASKS
@@ -41,6 +44,15 @@ def palette() -> np.ndarray:
     return colours
 
 
+@dataclass
+class SegmentationOptions:
+    """The ``eval:`` section of a segmentation config."""
+
+    aux_weight: NonNegativeFloat = 0.4  # weight of the auxiliary head's CE (PSPNet)
+    ignore_index: int = 255  # label value that no loss or metric counts
+    align_corners: bool = False  # upsampling of the logits to the labels in the CE (pspnet recipes: true)
+
+
 @TASKS.register("segmentation")
 class SegmentationTask(Task):
     """Per-pixel logits [B, C, H, W]; metric: mIoU (%) over the whole evaluation split."""
@@ -48,13 +60,14 @@ class SegmentationTask(Task):
 
     metric = "miou"
     metric_unit = "%"
+    target_kind = (3, False, "a class label per pixel [batch, height, width]")
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        options = dict(cfg.eval or {})
-        self.aux_weight = float(options.get("aux_weight", 0.4))
-        self.ignore_index = int(options.get("ignore_index", 255))
-        self.align_corners = bool(options.get("align_corners", False))
+        options = from_dict(SegmentationOptions, dict(cfg.eval or {}), "eval", cfg.source)
+        self.aux_weight = options.aux_weight
+        self.ignore_index = options.ignore_index
+        self.align_corners = options.align_corners
 
     # -- models --------------------------------------------------------------------
     def create_model(self, spec: dict, where: str, load_pretrained: bool = False, new_head: bool = True) -> nn.Module:

@@ -13,6 +13,7 @@ classification/dataset.py) applies to CIFAR-100 as well.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -26,7 +27,7 @@ CIFAR_MEAN = {10: (0.4914, 0.4822, 0.4465), 100: (0.5071, 0.4867, 0.4408)}
 CIFAR_STD = {10: (0.2470, 0.2435, 0.2616), 100: (0.2675, 0.2565, 0.2761)}
 #: the statistics FRSKD's official code normalises CIFAR-100 with (its CIFAR-10 numbers)
 FRSKD_CIFAR10_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
-NORMALIZE = ("dataset", "cifar10_frskd")
+Normalize = Literal["dataset", "cifar10_frskd"]
 LAYOUT = {
     10: ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "batches.meta",
          b"labels", b"label_names"),
@@ -114,9 +115,8 @@ def _class_names(folder: Path, num_classes: int) -> list[str] | None:
     return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
 
 
-def build_cifar(num_classes: int, root: str, augment: bool = True, normalize: str = "dataset") -> dict:
-    if normalize not in NORMALIZE:
-        raise UserError(f"data.normalize must be one of {', '.join(NORMALIZE)}, got '{normalize}'")
+def build_cifar(num_classes: int, root: str, augment: bool = True, normalize: Normalize = "dataset") -> dict:
+    """``normalize`` is one of Normalize's choices (checked by the config)."""
     folder = _find_folder(Path(root).expanduser(), num_classes)
     mean, std = (CIFAR_MEAN[num_classes], CIFAR_STD[num_classes]) if normalize == "dataset" else FRSKD_CIFAR10_MEAN_STD
     names = _class_names(folder, num_classes)
@@ -130,12 +130,12 @@ def build_cifar(num_classes: int, root: str, augment: bool = True, normalize: st
 
 
 @DATASETS.register("cifar10")
-def build_cifar10(root: str, seed: int = 0, augment: bool = True, normalize: str = "dataset") -> dict:
+def build_cifar10(root: str, seed: int = 0, augment: bool = True, normalize: Normalize = "dataset") -> dict:
     """CIFAR-10 from cifar-10-batches-py/ (val = test, as in the community tables)."""
     return build_cifar(10, root, augment, normalize)
 
 
 @DATASETS.register("cifar100")
-def build_cifar100(root: str, seed: int = 0, augment: bool = True, normalize: str = "dataset") -> dict:
+def build_cifar100(root: str, seed: int = 0, augment: bool = True, normalize: Normalize = "dataset") -> dict:
     """CIFAR-100 from cifar-100-python/ (val = test, as in the community tables)."""
     return build_cifar(100, root, augment, normalize)

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from kdvision.config_checks import ImageSide
 from kdvision.data.classification.transforms import Normalize
 from kdvision.data.image_files import read_rgb
 from kdvision.errors import UserError
@@ -106,7 +107,7 @@ class ImageFolderDataset(Dataset):
 
 
 @DATASETS.register("imagefolder")
-def build_image_folder(root: str, seed: int = 0, size: int = 224, train_split: str = "train",
+def build_image_folder(root: str, seed: int = 0, size: ImageSide = 224, train_split: str = "train",
                        val_split: str = "val", test_split: str | None = None) -> dict:
     """ImageFolder tree root/{train,val}/<class>/<image>; classes from the training split."""
     root_path = Path(root).expanduser()

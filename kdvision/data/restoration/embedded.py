@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from kdvision.config_checks import ImageSide, PositiveInt
 from kdvision.data.restoration.degradations import DEGRADATIONS
 from kdvision.data.restoration.paired_transforms import paired_flips
 from kdvision.data.restoration.photos import DEFAULT_SPLITS, PHOTOS, random_crop, smallest_side
@@ -88,8 +89,8 @@ def check_photo_splits(splits: dict[str, list[str]]) -> None:
 
 
 @DATASETS.register("embedded_haze")
-def embedded_haze(seed: int, crop: int = 64, train_size: int = 1024, val_size: int = 64,
-                  test_size: int = 128, degradations: Optional[list[str]] = None, data_seed: int = 0,
+def embedded_haze(seed: int, crop: ImageSide = 64, train_size: PositiveInt = 1024, val_size: PositiveInt = 64,
+                  test_size: PositiveInt = 128, degradations: Optional[list[str]] = None, data_seed: int = 0,
                   augment: bool = True, autoencoder: bool = False, quantize: bool = True,
                   train_photos: Optional[list[str]] = None, val_photos: Optional[list[str]] = None,
                   test_photos: Optional[list[str]] = None) -> dict:

@@ -22,6 +22,7 @@ from typing import Callable, Optional
 import torch
 from torch.utils.data import Dataset
 
+from kdvision.config_checks import Crop, NonNegativeInt, PositiveInt
 from kdvision.data.restoration.images import image_size, read_image, to_tensor
 from kdvision.data.restoration.paired_layouts import LAYOUTS, Pair, get_layout
 from kdvision.data.restoration.paired_transforms import PairedTransform
@@ -36,7 +37,7 @@ class PairedImageDataset(Dataset):
     that an epoch of a 25-image set can be a useful number of steps.
     """
 
-    def __init__(self, pairs: list[Pair], transform: PairedTransform | None = None, repeat: int = 1,
+    def __init__(self, pairs: list[Pair], transform: PairedTransform | None = None, repeat: PositiveInt = 1,
                  autoencoder: bool = False, cache: bool = False):
         self.pairs = list(pairs)
         self.transform = transform
@@ -110,15 +111,13 @@ def split_pairs(pairs: list[Pair], test_ids: list | None, test_count: int,
 
 
 @DATASETS.register("paired")
-def paired(seed: int, root: str, layout: str = "paired_folder", crop: int = 256, test_root: str = "",
-           test_ids: Optional[list] = None, test_count: int = 5, repeat: int = 1, flips: bool = True,
+def paired(seed: int, root: str, layout: str = "paired_folder", crop: Crop = 256, test_root: str = "",
+           test_ids: Optional[list] = None, test_count: NonNegativeInt = 5, repeat: PositiveInt = 1, flips: bool = True,
            transposes: bool = True, autoencoder: bool = False, cache: bool = False, **layout_options) -> dict:
     """Pairs of any registered layout (data.layout), e.g. pattern with input/target templates.
 
     The layout's options are keys of ``data``, e.g. ``layout: pattern, input: "hazy/{id}_*.png",
     target: "clear/{id}.png"``."""
-    if crop < 0 or repeat < 1:
-        raise UserError(f"data.crop must be >= 0 and data.repeat >= 1 (got {crop}, {repeat})")
     entry = get_layout(layout, "data.layout")
     common = tuple(inspect.signature(paired).parameters)[1:-1]
     pairs = entry.pairs(root, layout_options, "data", common)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kdvision.config_checks import ImageSide, PositiveFloat
 from kdvision.data.segmentation.folder import SegmentationFolder, label_table, pair_or_error, require_dir
 from kdvision.data.segmentation.transforms import train_transform
 from kdvision.errors import UserError
@@ -36,8 +37,9 @@ def ade20k_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
 
 
 @DATASETS.register("ade20k")
-def build_ade20k(seed: int = 0, root: str = "data/ADEChallengeData2016", crop_size: int = 473,
-                 scale_min: float = 0.5, scale_max: float = 2.0, rotate: float = 10.0, blur: bool = True,
+def build_ade20k(seed: int = 0, root: str = "data/ADEChallengeData2016", crop_size: ImageSide = 473,
+                 scale_min: PositiveFloat = 0.5, scale_max: PositiveFloat = 2.0, rotate: float = 10.0,
+                 blur: bool = True,
                  flip: bool = True) -> dict:
     """ADE20K (150 classes): 20,210 training / 2,000 validation images; "test" = validation."""
     base = Path(root)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kdvision.config_checks import ImageSide, PositiveFloat
 from kdvision.data.segmentation.folder import SegmentationFolder, label_table, pair_or_error, require_dir
 from kdvision.data.segmentation.transforms import train_transform
 from kdvision.errors import UserError
@@ -45,8 +46,9 @@ def cityscapes_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
 
 
 @DATASETS.register("cityscapes")
-def build_cityscapes(seed: int = 0, root: str = "data/cityscapes", crop_size: int = 713, scale_min: float = 0.5,
-                     scale_max: float = 2.0, rotate: float = 10.0, blur: bool = True, flip: bool = True) -> dict:
+def build_cityscapes(seed: int = 0, root: str = "data/cityscapes", crop_size: ImageSide = 713,
+                     scale_min: PositiveFloat = 0.5, scale_max: PositiveFloat = 2.0, rotate: float = 10.0,
+                     blur: bool = True, flip: bool = True) -> dict:
     """Cityscapes fine (19 classes): train 2,975 / val 500 images at 2048x1024; "test" = val."""
     base = Path(root)
     require_dir(base, "cityscapes", f"{root}/{LAYOUT}")

@@ -16,13 +16,15 @@ random scale (0.75-1.25) and crop augmentation (no flips: digits are not mirror-
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from kdvision.config_checks import MAX_IMAGE_SIDE, PositiveInt, Range
 from kdvision.data.segmentation.transforms import Compose, RandomCrop, RandomScale
-from kdvision.errors import UserError
 from kdvision.registry import DATASETS
 
 NUM_CLASSES = 11
@@ -96,15 +98,14 @@ class DigitScenes(Dataset):
         return {"input": x, "target": y}
 
 
+SceneSize = Annotated[int, Range(ge=32, le=MAX_IMAGE_SIDE, why="digits are drawn at 20-32 px")]
+
+
 @DATASETS.register("digit_scenes")
-def build_digit_scenes(seed: int = 0, size: int = 64, train_size: int = 2000, val_size: int = 300,
-                       test_size: int = 300, data_seed: int = 0, augment: bool = True) -> dict:
+def build_digit_scenes(seed: int = 0, size: SceneSize = 64, train_size: PositiveInt = 2000,
+                       val_size: PositiveInt = 300, test_size: PositiveInt = 300, data_seed: int = 0,
+                       augment: bool = True) -> dict:
     """Embedded digit scenes (11 classes: background + digits 0-9), 64 px, 2000/300/300 canvases."""
-    if size < 32:
-        raise UserError(f"data.size must be at least 32 (digits are drawn at 20-32 px), got {size}")
-    for key, n in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
-        if n < 1:
-            raise UserError(f"data.{key} must be at least 1, got {n}")
     return {"train": DigitScenes("train", train_size, size, data_seed, augment),
             "val": DigitScenes("val", val_size, size, data_seed),
             "test": DigitScenes("test", test_size, size, data_seed)}

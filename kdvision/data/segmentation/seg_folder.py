@@ -19,10 +19,11 @@ need no setting of their own.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 
+from kdvision.config_checks import ImageSide, NonNegativeInt, PositiveFloat
 from kdvision.data.restoration.images import list_images
 from kdvision.data.segmentation.folder import IGNORE, SegmentationFolder, label_table, require_dir
 from kdvision.data.segmentation.transforms import train_transform
@@ -186,17 +187,16 @@ def layout_splits(root: Path, image_dir: str, mask_dir: str, lists: dict[str, st
 
 
 @DATASETS.register("seg_folder")
-def build_seg_folder(seed: int = 0, root: str = "data/segmentation", num_classes: int = 0,
+def build_seg_folder(seed: int = 0, root: str = "data/segmentation", num_classes: NonNegativeInt = 0,
                      ignore_index: int = 255, classes: Optional[list] = None, palette: Optional[list] = None,
-                     unknown_colour: str = "error", image_dir: str = "images", mask_dir: str = "masks",
+                     unknown_colour: Literal["error", "ignore"] = "error", image_dir: str = "images", mask_dir: str = "masks",
                      train_list: str = "train.txt", val_list: str = "val.txt", test_list: str = "test.txt",
-                     crop_size: int = 512, scale_min: float = 0.5, scale_max: float = 2.0, rotate: float = 10.0,
+                     crop_size: ImageSide = 512, scale_min: PositiveFloat = 0.5, scale_max: PositiveFloat = 2.0,
+                     rotate: float = 10.0,
                      blur: bool = True, flip: bool = True) -> dict:
     """Your own classes: images/ + masks/ (index or palette PNGs), split by folders or list files."""
     base = Path(root).expanduser()
     require_dir(base, "seg_folder", f"{root}/{LAYOUT}")
-    if unknown_colour not in ("error", "ignore"):
-        raise UserError(f"data.unknown_colour must be 'error' or 'ignore', got '{unknown_colour}'")
     names = read_class_names(base, classes)
     colours = read_palette(palette)
     n = resolve_num_classes(num_classes, names, colours, base)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kdvision.config_checks import ImageSide, PositiveFloat
 from kdvision.data.segmentation.folder import SegmentationFolder, label_table, pair_or_error, require_dir
 from kdvision.data.segmentation.transforms import train_transform
 from kdvision.errors import UserError
@@ -44,8 +45,9 @@ def voc_pairs(root: Path, list_name: str, mask_dir: str) -> list[tuple[Path, Pat
 
 
 @DATASETS.register("voc")
-def build_voc(seed: int = 0, root: str = "data/VOCdevkit/VOC2012", crop_size: int = 512, scale_min: float = 0.5,
-              scale_max: float = 2.0, rotate: float = 10.0, blur: bool = True, flip: bool = True,
+def build_voc(seed: int = 0, root: str = "data/VOCdevkit/VOC2012", crop_size: ImageSide = 512,
+              scale_min: PositiveFloat = 0.5, scale_max: PositiveFloat = 2.0, rotate: float = 10.0, blur: bool = True,
+              flip: bool = True,
               train_list: str = "train", val_list: str = "val", mask_dir: str = "SegmentationClass") -> dict:
     """PASCAL VOC 2012 (21 classes): train 1,464 / val 1,449 images; "test" = val."""
     base = Path(root)

@@ -24,11 +24,12 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from kdvision.config_checks import Crop, PositiveInt
 from kdvision.data.restoration.paired_dataset import check_pairs, split_pairs
 from kdvision.data.restoration.paired_transforms import PairedTransform
 from kdvision.data.restoration.paired_layouts import get_layout
 from kdvision.data.weather.layouts import allweather_pairs
-from kdvision.data.weather.mixed import WeatherPairDataset, check_sampling
+from kdvision.data.weather.mixed import Sampling, WeatherPairDataset
 from kdvision.errors import UserError
 from kdvision.registry import DATASETS
 
@@ -52,9 +53,7 @@ def _domain_order(found: list[str], domains: Optional[list], where: str) -> list
 
 def _finish(train, test, domains_opt, crop, repeat, flips, transposes, cache, where,
             sampling: str = "official_uniform") -> dict:
-    """train/test: lists of (Pair, weather name) -> the datasets."""
-    if crop < 0 or repeat < 1:
-        raise UserError(f"data.crop must be >= 0 and data.repeat >= 1 (got {crop}, {repeat})")
+    """train/test: lists of (Pair, weather name) -> the datasets (crop and repeat checked by the config)."""
     domains = _domain_order([d for _, d in train], domains_opt, where)
     test_missing = [d for d in {d for _, d in test} if d not in domains]
     if test_missing:
@@ -65,15 +64,15 @@ def _finish(train, test, domains_opt, crop, repeat, flips, transposes, cache, wh
     transform = PairedTransform(crop, flips, transposes)
     train_set = WeatherPairDataset([p for p, _ in train], [index[d] for _, d in train], domains, transform,
                                    repeat, cache)
-    train_set.sampling = check_sampling(sampling)
+    train_set.sampling = sampling
     test_set = WeatherPairDataset([p for p, _ in test], [index[d] for _, d in test], domains, None, 1, cache)
     return {"train": train_set, "val": test_set, "test": test_set}
 
 
 @DATASETS.register("weather_mix")
-def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: int = 224, repeat: int = 1,
-                flips: bool = True, transposes: bool = False, cache: bool = False,
-                sampling: str = "official_uniform") -> dict:
+def weather_mix(seed: int, sources: list, domains: Optional[list] = None, crop: Crop = 224,
+                repeat: PositiveInt = 1, flips: bool = True, transposes: bool = False, cache: bool = False,
+                sampling: Sampling = "official_uniform") -> dict:
     """Several weather folders, each {layout, root, domain, test_root | test_count}, mixed.
     ``sampling``: the training epoch, "official_uniform" or "all" (``kdvision.data.weather.mixed``)."""
     if not sources:
@@ -130,8 +129,8 @@ def _labelled(root: str, lists: dict | None, combined: str, patterns: dict | Non
 @DATASETS.register("allweather")
 def allweather(seed: int, root: str, train_list: str = "", train_lists: Optional[dict] = None,
                domain_patterns: Optional[dict] = None, test_root: str = "", test_lists: Optional[dict] = None,
-               domains: Optional[list] = None, crop: int = 224, repeat: int = 1, flips: bool = True,
-               transposes: bool = False, cache: bool = False, sampling: str = "official_uniform") -> dict:
+               domains: Optional[list] = None, crop: Crop = 224, repeat: PositiveInt = 1, flips: bool = True,
+               transposes: bool = False, cache: bool = False, sampling: Sampling = "official_uniform") -> dict:
     """Allweather (TransWeather): list files of input paths; ground truth = "input" -> "gt".
     ``sampling``: the training epoch, "official_uniform" or "all" (``kdvision.data.weather.mixed``)."""
     if not train_list and not train_lists:

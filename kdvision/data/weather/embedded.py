@@ -11,16 +11,19 @@ files on disk.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import zlib
 from typing import Callable
 
 import numpy as np
 import torch
 
+from kdvision.config_checks import MAX_IMAGE_SIDE, PositiveInt, Range
 from kdvision.data.restoration import photos
 from kdvision.data.restoration.degradations import DEGRADATIONS
 from kdvision.data.restoration.paired_transforms import PairedTransform
-from kdvision.data.weather.mixed import DomainDataset, check_sampling
+from kdvision.data.weather.mixed import DomainDataset, Sampling
 from kdvision.data.weather.synthesis import add_rain, add_snow
 from kdvision.errors import UserError
 from kdvision.registry import DATASETS
@@ -85,18 +88,19 @@ class EmbeddedWeatherDataset(DomainDataset):
                 "name": self.names[index]}
 
 
+Size = Annotated[int, Range(ge=16, le=MAX_IMAGE_SIDE)]
+
+
 @DATASETS.register("embedded_weather")
-def embedded_weather(seed: int, domains: list[str] = ["haze", "rain", "snow"], size: int = 64,  # noqa: B006
-                     train_per_domain: int = 256, val_per_domain: int = 32, test_per_domain: int = 64,
-                     data_seed: int = -1, sampling: str = "official_uniform") -> dict:
+def embedded_weather(seed: int, domains: list[str] = ["haze", "rain", "snow"], size: Size = 64,  # noqa: B006
+                     train_per_domain: PositiveInt = 256, val_per_domain: PositiveInt = 32,
+                     test_per_domain: PositiveInt = 64, data_seed: int = -1,
+                     sampling: Sampling = "official_uniform") -> dict:
     """Haze/rain/snow on real photo crops (different photos per split), deterministic from a seed.
 
     ``data_seed`` (default: the run's seed) fixes the samples independently of the training seed.
     ``sampling``: the training epoch, "official_uniform" or "all" (``kdvision.data.weather.mixed``).
     """
-    check_sampling(sampling)
-    if size < 16 or min(train_per_domain, val_per_domain, test_per_domain) < 1:
-        raise UserError("data.size must be >= 16 and every per-domain count >= 1")
     smallest = photos.smallest_side(sum(photos.DEFAULT_SPLITS.values(), []))
     if size > smallest:
         raise UserError(f"data.size {size} is larger than the smallest photograph ({smallest} px)")

@@ -22,7 +22,7 @@ epoch samplings (``data.sampling``):
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator, Literal, Sequence
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -112,13 +112,8 @@ class UniformDomainBatchSampler(Sampler[list[int]]):
                    for d in domains.tolist()]
 
 
-SAMPLINGS = ("official_uniform", "all")
-
-
-def check_sampling(sampling: str) -> str:
-    if sampling not in SAMPLINGS:
-        raise UserError(f"data.sampling must be one of {', '.join(SAMPLINGS)}, got '{sampling}'")
-    return sampling
+#: how a training epoch draws its samples (checked as the builders' ``sampling`` option)
+Sampling = Literal["official_uniform", "all"]
 
 
 class DomainDataset(Dataset):
