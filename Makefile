@@ -16,6 +16,7 @@ demo: $(STAMP)
 	$(BIN)/kdvision demo
 
 test: $(STAMP)
+	$(BIN)/ruff check kdvision tests benchmarks
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:

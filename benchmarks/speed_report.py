@@ -26,7 +26,7 @@ def overhead_section(folder: Path) -> list[str]:
     if not found:
         return []
     s = found[0][1]["setting"]
-    out = [f"## Distillation overhead (`kdvision bench overhead`)", "",
+    out = ["## Distillation overhead (`kdvision bench overhead`)", "",
            f"{s['teacher']} -> {s['student']} ({s['method']}), batch {s['batch']}, {s['size']}x{s['size']}, "
            f"{s['num_classes']} classes, {s['device']}; median of {s['steps']} interleaved rounds after "
            f"{s['warmup']} warm-up rounds. Goal: overhead_ratio <= {found[0][1]['goal']}.", "",

@@ -4,12 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdvision.losses.dist import dist_terms
 from kdvision.losses.dkd import dkd_terms
 from kdvision.losses.multi_teacher import multi_teacher_kd_loss
 from kdvision.losses.nst import nst_loss
 from kdvision.losses.relational import pkt_loss, rkd_angle_loss, rkd_distance_loss
-from kdvision.losses.review import hcl_loss
 from kdvision.methods import METHODS
 from kdvision.models import create
 

@@ -120,7 +120,7 @@ def measure_set(config: str, overrides: list[str], rounds: int, work: Path) -> d
     t = trainers["dataloader"]
     result = {p: {"loader_s": round(m["loader_s"], 4), "epoch_s": round(m["epoch_s"], 4),
                   "loader_share": round(m["loader_s"] / m["epoch_s"], 3)} for p, m in med.items()}
-    ratios = [d / l for d, l in zip(times["device_resident"]["epoch_s"], times["dataloader"]["epoch_s"])]
+    ratios = [d / b for d, b in zip(times["device_resident"]["epoch_s"], times["dataloader"]["epoch_s"])]
     result.update({
         "epoch_ratio": round(med["device_resident"]["epoch_s"] / med["dataloader"]["epoch_s"], 3),
         "epoch_ratio_per_round": [round(x, 3) for x in ratios],

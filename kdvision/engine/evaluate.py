@@ -1,7 +1,6 @@
 """Evaluate a student checkpoint on a split of the config's data set."""
 from __future__ import annotations
 
-import torch
 from torch.utils.data import DataLoader
 
 from kdvision.config import Config

@@ -41,7 +41,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from kdvision.config_checks import Betas, NonNegativeFloat, NonNegativeInt, PositiveFloat
+from kdvision.config_checks import Betas, NonNegativeInt, PositiveFloat
 from kdvision.errors import UserError
 from kdvision.losses.pixel_kd import Reduction, pixel_kd_loss
 from kdvision.losses.prototypes import grouped_class_prototypes, perspective_logits

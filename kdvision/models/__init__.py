@@ -10,6 +10,8 @@ from kdvision.registry import MODELS, import_submodules
 
 import_submodules(__name__, __path__)
 
+from kdvision.models.frskd_self_teacher import FRSKDSelfTeacher, frskd_self_teacher  # noqa: E402 (after the registry fills)
+
 
 def create(name: str, num_classes: int | None = None, **kwargs) -> nn.Module:
     """Build a model by name, e.g. ``create("resnet20", num_classes=100)``; external names
@@ -29,5 +31,4 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["create", "count_parameters", "MODELS"]
-from kdvision.models.frskd_self_teacher import frskd_self_teacher, FRSKDSelfTeacher
+__all__ = ["create", "count_parameters", "MODELS", "frskd_self_teacher", "FRSKDSelfTeacher"]

@@ -71,5 +71,8 @@ def build_digits(seed: int = 0, resolution: Resolution = 16, train_size: int | N
         train_idx = train_idx[:train_size]
     mean, std = (0.5,) * 3, (0.5,) * 3
     aug = RandomCropFlip(resolution, padding=padding, flip=False) if augment else None
-    make = lambda idx, a: ImageArrayDataset(images[idx], labels[idx], 10, mean, std, augment=a)
+
+    def make(idx, a):
+        return ImageArrayDataset(images[idx], labels[idx], 10, mean, std, augment=a)
+
     return {"train": make(train_idx, aug), "val": make(val_idx, None), "test": make(test_idx, None)}
