@@ -8,6 +8,12 @@ into ``DIR/runs/<recipe>/seed<s>`` and writes
   of the test accuracy of the final epoch's weights (summary.json ``test_last``) and of the
   best-validation epoch's weights (``test_best``), the student's parameters and the mean wall
   time per run; then every seed's values, the shared teachers and the machine;
+* each recipe's paired per-seed difference to its baseline (the student alone: method ``student``
+  with the same student model and data, or ``--baseline RECIPE``) with its 95% t-interval, "no
+  measurable effect" where it spans 0, and whether the baseline converged (``accuracy_stats``);
+* with ``--sweep KEY=V1,V2,...``: every value of KEY trained at every seed, the value with the best
+  mean validation metric chosen and its runs used in the table (``accuracy_sweep``);
+* ``DIR/results.json``: the same as numbers;
 * ``DIR/results.png``: the same means as bars with +-1 std error bars and each seed as a dot.
 
 It is resumable: a run with a summary.json is done and skipped, a run with a checkpoint is
@@ -37,6 +43,7 @@ from kdvision.benchmarks_lib.accuracy_plan import (check_state, recipe_data, rec
                                                    shared_teachers, split_arguments)
 from kdvision.benchmarks_lib.accuracy_report import describe, write_all_results
 from kdvision.benchmarks_lib.accuracy_run import train_once
+from kdvision.benchmarks_lib.accuracy_sweep import parse_sweeps, point_label, sweep_dir, sweep_points
 from kdvision.commands.arguments import non_negative_int, positive_int
 from kdvision.errors import UserError
 
@@ -51,13 +58,19 @@ def add_arguments(p) -> None:
     p.add_argument("--first-seed", type=non_negative_int, default=0,
                    help="the seeds are first-seed .. first-seed+seeds-1")
     p.add_argument("--out", required=True, help="benchmark folder: runs/, results.md, results.png, bench.json")
+    p.add_argument("--baseline", default=None, metavar="RECIPE",
+                   help="the recipe (its row name) every other is compared with (default: per recipe, the one "
+                        "whose method is 'student' with the same student model and data)")
+    p.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="train every value of KEY (e.g. method.weights.sp=300,1000,3000) at every seed, in the "
+                        "recipes that have KEY, and keep the one with the best mean VALIDATION metric; repeatable")
     p.add_argument("--verbose", action="store_true", help="print every epoch of every run")
     p.set_defaults(overrides=[])
 
 
 def run(args) -> int:
     from kdvision.benchmarks_lib.common import machine
-    from kdvision.config import config_from_dict, load_config
+    from kdvision.config import apply_overrides, config_from_dict, load_config, load_yaml
 
     if args.seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {args.seeds}")
@@ -65,33 +78,52 @@ def run(args) -> int:
     recipes = recipe_names(configs)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     out = Path(args.out)
+    if args.baseline is not None and args.baseline not in [r.name for r in recipes]:
+        raise UserError(f"bench accuracy: --baseline {args.baseline} is none of the recipes "
+                        f"({', '.join(r.name for r in recipes)})")
+    sweeps = parse_sweeps(args.sweep)
+    points = {r.name: sweep_points(apply_overrides(load_yaml(r.path), overrides, f"bench accuracy ({r.path})"), sweeps)
+              for r in recipes}
+    for key, _ in sweeps:
+        if not any(any(o.startswith(key + "=") for o in p[0]) for p in points.values() if p):
+            raise UserError(f"bench accuracy: --sweep {key}: no recipe has the key '{key}'")
     out.mkdir(parents=True, exist_ok=True)
-    check_state(out, overrides)
+    check_state(out, overrides, args.sweep)
     teachers, teacher_dirs = shared_teachers(recipes, overrides, out / "runs", seeds)
-    # every config must validate before hours of training start
-    cfgs = {(r.name, s): config_from_dict(recipe_data(r, overrides, s, teacher_dirs), str(r.path))
-            for r in recipes for s in seeds}
-    save_state(out, recipes, overrides, seeds, teachers, teacher_dirs)
+    for t in teachers:  # a swept recipe has no single run that is the teacher: train the teacher on its own
+        if t.same_as and points[t.same_as[0]]:
+            t.same_as, teacher_dirs[t.recipe] = None, out / "runs" / "teachers" / t.name
+    # every config must validate before hours of training start; a swept recipe trains at every value
+    cfgs, where = {}, {}
+    for r in recipes:
+        for point in points[r.name] or [None]:
+            label = point_label(point) if point else None
+            for s in seeds:
+                cfgs[(r.name, label, s)] = config_from_dict(recipe_data(r, overrides, s, teacher_dirs, point or []),
+                                                            str(r.path))
+                where[(r.name, label, s)] = sweep_dir(out, r.name, label, s) if point else run_dir(out, r.name, s)
+    swept = {n: [point_label(p) for p in ps] for n, ps in points.items() if ps}
+    save_state(out, recipes, overrides, seeds, teachers, teacher_dirs, args.sweep, swept, args.baseline)
     started = time.perf_counter()
     # teachers first (a benchmarked run that is also the teacher trains first), then seed by seed,
     # so an interrupted benchmark has every recipe at some seeds
     jobs = []
     for t in teachers:
         if t.same_as:
-            jobs.append((f"{t.same_as[0]} seed {t.same_as[1]} (the shared teacher {t.name})", cfgs[t.same_as],
-                         teacher_dirs[t.recipe]))
+            jobs.append((f"{t.same_as[0]} seed {t.same_as[1]} (the shared teacher {t.name})",
+                         cfgs[(t.same_as[0], None, t.same_as[1])], teacher_dirs[t.recipe]))
         else:
             jobs.append((f"shared teacher {t.name}", load_config(t.recipe, t.overrides), teacher_dirs[t.recipe]))
-    first = {t.same_as for t in teachers if t.same_as}
-    jobs += [(f"{r.name} seed {s}", cfgs[(r.name, s)], run_dir(out, r.name, s))
-             for s in seeds for r in recipes if (r.name, s) not in first]
+    first = {(t.same_as[0], None, t.same_as[1]) for t in teachers if t.same_as}
+    jobs += [(f"{name}{' ' + label if label else ''} seed {s}", cfgs[(name, label, s)], where[(name, label, s)])
+             for s in seeds for (name, label, seed) in cfgs if seed == s and (name, label, s) not in first]
     for i, (label, cfg, target) in enumerate(jobs, 1):
         print(f"[bench {i}/{len(jobs)}] {label} -> {target}", flush=True)
         summary, how = train_once(cfg, target, args.verbose)
         print(f"[bench {i}/{len(jobs)}] {label}: {how}, {describe(summary)}", flush=True)
         write_all_results(out, machine())
     print(f"[bench] {len(cfgs)} runs in {time.perf_counter() - started:.0f} s -> {out / 'results.md'}, "
-          f"{out / 'results.png'}", flush=True)
+          f"{out / 'results.json'}, {out / 'results.png'}", flush=True)
     print()
     print((out / "results.md").read_text())
     return 0

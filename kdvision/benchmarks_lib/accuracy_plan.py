@@ -70,13 +70,15 @@ def _teacher_entries(data: dict, overrides: list[str] = ()) -> list[dict]:
     return entries
 
 
-def recipe_data(recipe: Recipe, overrides: list[str], seed: int | None, teacher_dirs: dict[Path, Path]) -> dict:
-    """The recipe's config as a mapping: overrides and seed applied, recipe teachers pointed into the bench."""
+def recipe_data(recipe: Recipe, overrides: list[str], seed: int | None, teacher_dirs: dict[Path, Path],
+                extra: list[str] = ()) -> dict:
+    """The recipe's config as a mapping: overrides and seed applied, recipe teachers pointed into the bench.
+    ``extra`` (a sweep's value, ``--sweep``) applies to the recipe only, never to its teachers."""
     from kdvision.config import apply_overrides, load_yaml, pass_overrides_to_teachers
     from kdvision.engine.build import teacher_recipe_path  # where the trainer finds it
 
-    data = apply_overrides(load_yaml(recipe.path), list(overrides) + ([f"seed={seed}"] if seed is not None else []),
-                           source=f"bench accuracy ({recipe.path})")
+    data = apply_overrides(load_yaml(recipe.path), list(overrides) + list(extra)
+                           + ([f"seed={seed}"] if seed is not None else []), source=f"bench accuracy ({recipe.path})")
     for t in _teacher_entries(data, overrides):
         if t.get("recipe"):
             path = teacher_recipe_path(recipe.path, t["recipe"], f"{recipe.path}: teacher.recipe").resolve()
@@ -127,18 +129,23 @@ def run_dir(out: Path, name: str, seed: int) -> Path:
     return out / RUNS / name / f"seed{seed}"
 
 
-def check_state(out: Path, overrides: list[str]) -> None:
-    """A benchmark folder keeps one set of overrides; new recipes and seeds may be added."""
+def check_state(out: Path, overrides: list[str], sweep: list[str] = ()) -> None:
+    """A benchmark folder keeps one set of overrides and ``--sweep`` options; new recipes and seeds may be added."""
     state = out / STATE
     if state.is_file():
-        saved = json.loads(state.read_text()).get("overrides", [])
+        old = json.loads(state.read_text())
+        saved = old.get("overrides", [])
         if saved != list(overrides):
             raise UserError(f"bench accuracy: {out} was run with overrides {saved}, not {list(overrides)}; "
+                            f"choose another --out")
+        if old.get("sweep", []) != list(sweep):
+            raise UserError(f"bench accuracy: {out} was run with --sweep {old.get('sweep', [])}, not {list(sweep)}; "
                             f"choose another --out")
 
 
 def save_state(out: Path, recipes: list[Recipe], overrides: list[str], seeds: list[int],
-               teachers: list[SharedTeacher] = (), dirs: dict | None = None) -> None:
+               teachers: list[SharedTeacher] = (), dirs: dict | None = None, sweep: list[str] = (),
+               swept: dict[str, list[str]] | None = None, baseline: str | None = None) -> None:
     """Merge this invocation's recipes, seeds and shared teachers into DIR/bench.json."""
     state = out / STATE
     with locked(out / RUNS / ".bench.lock"):
@@ -148,7 +155,9 @@ def save_state(out: Path, recipes: list[Recipe], overrides: list[str], seeds: li
         shared = {t["name"]: t for t in old.get("teachers", [])}
         shared.update({t.name: {"name": t.name, "recipe": str(t.recipe), "dir": str(dirs[t.recipe]),
                                 "same_as": list(t.same_as) if t.same_as else None} for t in teachers})
+        sweeps = {**old.get("sweeps", {}), **(swept or {})}  # {recipe: [point label, ...]}
         new = {"overrides": list(overrides), "recipes": list(names.values()),
-               "seeds": sorted(set(old.get("seeds", [])) | set(seeds)), "teachers": list(shared.values())}
+               "seeds": sorted(set(old.get("seeds", [])) | set(seeds)), "teachers": list(shared.values()),
+               "sweep": list(sweep), "sweeps": sweeps, "baseline": baseline}
         text = json.dumps(new, indent=2) + "\n"
         atomic_write(state, lambda tmp: Path(tmp).write_text(text))

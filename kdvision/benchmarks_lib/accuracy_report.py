@@ -58,43 +58,81 @@ def mean_std(values: list[float]) -> tuple[float, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def collect(out: Path, names: list[str], seeds: list[int]) -> list[dict]:
-    """One row per recipe from the finished runs' summary.json files (recipes with none are left out)."""
+def collect(out: Path, names: list[str], seeds: list[int], swept: dict[str, list[str]] | None = None) -> list[dict]:
+    """One row per recipe from the finished runs' summary.json files (recipes with none are left out).
+    A swept recipe's row is its chosen value's runs, with the whole sweep under ``row["sweep"]``."""
     rows = []
     for name in names:
-        summaries = {}
-        for s in seeds:
-            path = run_dir(out, name, s) / "summary.json"
-            if path.is_file():
-                summaries[s] = json.loads(path.read_text())
-        if not summaries:
-            continue
-        first = next(iter(summaries.values()))
-        metric = first["metric"]
-        last = {s: float(v["test_last"][metric]) for s, v in summaries.items()}
-        best = {s: float(v["test_best"][metric]) for s, v in summaries.items()}
-        unit, second = task_facts(metric, run_dir(out, name, next(iter(summaries))))
-        if second and not all(second in v["test_last"] and second in v["test_best"] for v in summaries.values()):
-            second = None
-        student, method = _model_and_method(run_dir(out, name, next(iter(summaries))))
-        whole = {k: v for k, v in summaries.items() if not resumed_marker(run_dir(out, name, k)).exists()}
-        rows.append({
-            "recipe": name, "metric": metric, "unit": unit, "student": student, "method": method, "seeds": sorted(summaries),
-            "last": last, "best": best, "last_mean_std": mean_std(list(last.values())),
-            "best_mean_std": mean_std(list(best.values())),
-            "parameters": first.get("student_parameters"),
-            # runs resumed after an interruption timed only their last part: left out when others exist
-            "wall_s": statistics.fmean(float(v["wall_s"]) for v in (whole or summaries).values()),
-            "wall_partial": not whole,
-            "epochs": first.get("epochs"),
-            "second": second,
-            "second_last_mean_std": mean_std([float(v["test_last"][second]) for v in summaries.values()])
-            if second else None,
-            "second_best_mean_std": mean_std([float(v["test_best"][second]) for v in summaries.values()])
-            if second else None,
-            "domains": per_domain(summaries, metric, second),
-        })
+        labels = (swept or {}).get(name)
+        if labels:
+            row = swept_row(out, name, labels, seeds)
+        else:
+            row = collect_row(name, {s: run_dir(out, name, s) for s in seeds})
+        if row is not None:
+            rows.append(row)
     return rows
+
+
+def swept_row(out: Path, name: str, labels: list[str], seeds: list[int]) -> dict | None:
+    """The row of the sweep's value with the best mean validation metric (accuracy_sweep.select)."""
+    from kdvision.benchmarks_lib.accuracy_sweep import select, sweep_dir
+    from kdvision.tasks import TASKS
+
+    points = {}
+    for label in labels:
+        row = collect_row(name, {s: sweep_dir(out, name, label, s) for s in seeds})
+        if row is not None:
+            points[label] = row
+    if not points:
+        return None
+    metric = next(iter(points.values()))["metric"]
+    task = next((TASKS.get(n) for n in TASKS.names() if TASKS.get(n).metric == metric), None)
+    chosen = select(points, task.higher_is_better if task is not None else True)
+    if chosen is None:
+        return None
+    row = dict(points[chosen])
+    row["sweep"] = {"chosen": chosen, "points": points, "order": [l for l in labels if l in points]}
+    return row
+
+
+def collect_row(name: str, dirs: dict[int, Path]) -> dict | None:
+    """The row of one recipe whose seed ``s`` ran in ``dirs[s]``; None when no seed finished."""
+    summaries = {}
+    for s, d in dirs.items():
+        if (d / "summary.json").is_file():
+            summaries[s] = json.loads((d / "summary.json").read_text())
+    if not summaries:
+        return None
+    first = next(iter(summaries.values()))
+    metric = first["metric"]
+    some = dirs[next(iter(summaries))]
+    last = {s: float(v["test_last"][metric]) for s, v in summaries.items()}
+    best = {s: float(v["test_best"][metric]) for s, v in summaries.items()}
+    unit, second = task_facts(metric, some)
+    if second and not all(second in v["test_last"] and second in v["test_best"] for v in summaries.values()):
+        second = None
+    student, method = _model_and_method(some)
+    whole = {k: v for k, v in summaries.items() if not resumed_marker(dirs[k]).exists()}
+    val = {s: float(v[f"val_best_{metric}"]) for s, v in summaries.items() if v.get(f"val_best_{metric}") is not None}
+    return {
+        "recipe": name, "metric": metric, "unit": unit, "student": student, "method": method, "seeds": sorted(summaries),
+        "data": _run_config(some).get("data"),
+        "last": last, "best": best, "last_mean_std": mean_std(list(last.values())),
+        "best_mean_std": mean_std(list(best.values())),
+        "val": val, "val_mean_std": mean_std(list(val.values())) if val else None,
+        "best_epochs": {s: v.get("best_epoch") for s, v in summaries.items()},
+        "parameters": first.get("student_parameters"),
+        # runs resumed after an interruption timed only their last part: left out when others exist
+        "wall_s": statistics.fmean(float(v["wall_s"]) for v in (whole or summaries).values()),
+        "wall_partial": not whole,
+        "epochs": first.get("epochs"),
+        "second": second,
+        "second_last_mean_std": mean_std([float(v["test_last"][second]) for v in summaries.values()])
+        if second else None,
+        "second_best_mean_std": mean_std([float(v["test_best"][second]) for v in summaries.values()])
+        if second else None,
+        "domains": per_domain(summaries, metric, second),
+    }
 
 
 def per_domain(summaries: dict, metric: str, second: str | None) -> dict[str, dict]:
@@ -194,8 +232,107 @@ def format_per_seed(rows: list[dict], seeds: list[int]) -> str:
     return "\n".join(lines)
 
 
-def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: list[dict]) -> str:
-    total = sum(r["wall_s"] * len(r["seeds"]) for r in rows)
+def compare(rows: list[dict], named: str | None = None) -> dict[str, dict]:
+    """{recipe: {"baseline", "last", "best"}}: the paired differences (accuracy_stats) of the final-
+    epoch and the best-val-epoch test values to the recipe's baseline, for recipes that have one."""
+    from kdvision.benchmarks_lib.accuracy_stats import choose_baseline, paired_difference
+
+    if named is not None and named not in [r["recipe"] for r in rows]:
+        return {}  # the named baseline has no finished run yet
+    by_name = {r["recipe"]: r for r in rows}
+    found = {}
+    for recipe, base in choose_baseline(rows, named).items():
+        if base is None:
+            continue
+        r, b = by_name[recipe], by_name[base]
+        found[recipe] = {"baseline": base, "last": paired_difference(r["last"], b["last"]),
+                         "best": paired_difference(r["best"], b["best"])}
+    return found
+
+
+def format_paired(rows: list[dict], comparisons: dict[str, dict]) -> str:
+    from kdvision.benchmarks_lib.accuracy_stats import fmt_difference
+
+    metric = rows[0]["metric"] if rows else "acc"
+    lines = [f"| recipe | baseline | paired seeds | Δ test {metric}, final epoch [95% CI]{unit_label(rows)} | "
+             f"Δ test {metric}, best-val epoch [95% CI]{unit_label(rows)} |", "|---|---|---:|---:|---:|"]
+    for r in rows:
+        c = comparisons.get(r["recipe"])
+        if c is None:
+            continue
+        n = len(c["last"]["seeds"]) if c["last"] else 0
+        lines.append(f"| {r['recipe']} | {c['baseline']} | {n} | {fmt_difference(c['last'])} | "
+                     f"{fmt_difference(c['best'])} |")
+    return "\n".join(lines)
+
+
+def format_sweeps(rows: list[dict]) -> str:
+    """Per swept recipe: every value's validation and test mean ± std, and the chosen one."""
+    parts = []
+    for r in rows:
+        sweep = r.get("sweep")
+        if not sweep:
+            continue
+        metric = r["metric"]
+        lines = [f"Sweep of `{r['recipe']}` (chosen on validation: best mean val {metric}; the test columns "
+                 f"are reported, never used to choose):", "",
+                 f"| value | seeds | val {metric} (best epoch){unit_label([r])} | test {metric}, final epoch | "
+                 f"test {metric}, best-val epoch | chosen |", "|---|---:|---:|---:|---:|---|"]
+        for label in sweep["order"]:
+            p = sweep["points"][label]
+            val = fmt_mean_std(p["val_mean_std"]) if p["val_mean_std"] else "-"
+            lines.append(f"| `{label}` | {len(p['seeds'])} | {val} | {fmt_mean_std(p['last_mean_std'])} | "
+                         f"{fmt_mean_std(p['best_mean_std'])} | {'**chosen**' if label == sweep['chosen'] else ''} |")
+        lines += ["", f"Chosen for `{r['recipe']}`: `{sweep['chosen']}` (its runs are the recipe's row above)."]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def baseline_convergence(rows: list[dict], comparisons: dict[str, dict]) -> list[dict]:
+    from kdvision.benchmarks_lib.accuracy_stats import convergence
+
+    names = list(dict.fromkeys(c["baseline"] for c in comparisons.values()))
+    return [convergence(r) for r in rows if r["recipe"] in names]
+
+
+def summary_json(rows: list[dict], comparisons: dict[str, dict], seeds: list[int], machine: dict) -> dict:
+    """DIR/results.json: what results.md says, as numbers."""
+    def pair(p):
+        return {"mean": p[0], "std": p[1]} if p else None
+
+    recipes = []
+    for r in rows:
+        entry = {"recipe": r["recipe"], "student": r["student"], "method": r["method"], "metric": r["metric"],
+                 "seeds": r["seeds"], "epochs": r["epochs"], "best_epochs": {str(k): v for k, v in r["best_epochs"].items()},
+                 "test_final_epoch": {"per_seed": {str(k): v for k, v in r["last"].items()}, **pair(r["last_mean_std"])},
+                 "test_best_val_epoch": {"per_seed": {str(k): v for k, v in r["best"].items()},
+                                         **pair(r["best_mean_std"])},
+                 "val_best": pair(r["val_mean_std"]), "parameters": r["parameters"], "wall_s": r["wall_s"]}
+        c = comparisons.get(r["recipe"])
+        if c:
+            entry["paired_difference"] = {"baseline": c["baseline"], "final_epoch": c["last"],
+                                          "best_val_epoch": c["best"]}
+        if r.get("sweep"):
+            sw = r["sweep"]
+            entry["sweep"] = {"chosen": sw["chosen"], "selected_on": f"mean val_best_{r['metric']}",
+                              "values": [{"value": l, "seeds": sw["points"][l]["seeds"],
+                                          "val": pair(sw["points"][l]["val_mean_std"]),
+                                          "test_final_epoch": pair(sw["points"][l]["last_mean_std"]),
+                                          "test_best_val_epoch": pair(sw["points"][l]["best_mean_std"])}
+                                         for l in sw["order"]]}
+        recipes.append(entry)
+    return {"seeds": seeds, "recipes": recipes, "baseline_convergence": baseline_convergence(rows, comparisons),
+            "machine": machine}
+
+
+def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: list[dict],
+                   comparisons: dict[str, dict] | None = None) -> str:
+    from kdvision.benchmarks_lib.accuracy_stats import NO_EFFECT, fmt_convergence
+
+    comparisons = comparisons if comparisons is not None else compare(rows)
+    # a swept recipe trained every value: all of them count
+    total = sum(p["wall_s"] * len(p["seeds"]) for r in rows
+                for p in (r["sweep"]["points"].values() if r.get("sweep") else [r]))
     total += sum(t["summary"]["wall_s"] for t in teachers if t["summary"] and not t.get("same_as"))
     metric = rows[0]["metric"] if rows else "acc"
     parts = [
@@ -215,6 +352,15 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
         format_per_seed(rows, seeds),
         "",
     ]
+    if comparisons:
+        parts += [f"Paired difference to the baseline (the student alone: method `student`, same student model "
+                  f"and data, unless `--baseline` named one): per seed, recipe minus baseline at the same seed, over "
+                  f"the seeds both finished; mean and 95% Student-t interval (mean ± t(0.975, n-1)·s/√n). "
+                  f"\"{NO_EFFECT}\" where the interval spans 0.", "", format_paired(rows, comparisons), ""]
+        parts += [fmt_convergence(c) for c in baseline_convergence(rows, comparisons)] + [""]
+    sweeps = format_sweeps(rows)
+    if sweeps:
+        parts += [sweeps, ""]
     by_domain = format_per_domain(rows)
     if by_domain:
         second = next((r["second"] for r in rows if r.get("second")), None)
@@ -234,7 +380,8 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
             parts.append(f"- `{t['name']}` from `{t['recipe']}`, seed {t['seed']}{where}: {res}")
         parts.append("")
     parts += [
-        f"Total training time (sum over all runs{' and shared teachers' if teachers else ''}): {total:.0f} s "
+        f"Total training time (sum over all runs{', every swept value' if any(r.get('sweep') for r in rows) else ''}"
+        f"{' and shared teachers' if teachers else ''}): {total:.0f} s "
         f"({total / 3600:.2f} h).",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
@@ -280,10 +427,15 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_results(out: Path, names: list[str], seeds: list[int], machine: dict, teachers: list[dict]) -> list[dict]:
-    rows = collect(out, names, seeds)
-    text = format_results(rows, seeds, machine, teachers)
+def write_results(out: Path, names: list[str], seeds: list[int], machine: dict, teachers: list[dict],
+                  baseline: str | None = None, swept: dict[str, list[str]] | None = None) -> list[dict]:
+    """DIR/results.md, DIR/results.json and DIR/results.png over the finished runs."""
+    rows = collect(out, names, seeds, swept)
+    comparisons = compare(rows, baseline)
+    text = format_results(rows, seeds, machine, teachers, comparisons)
     atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(text))
+    record = json.dumps(summary_json(rows, comparisons, seeds, machine), indent=2) + "\n"
+    atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(record))
     if rows:
         atomic_write(out / "results.png", lambda tmp: plot(rows, Path(tmp)))
     return rows
@@ -298,7 +450,7 @@ def finished(out: Path) -> tuple[list[str], list[int]]:
     names += [n for n in dict.fromkeys(found) if n not in names and n != "teachers"]
     seeds = set()
     for n in names:
-        for p in (runs / n).glob("seed*/summary.json"):
+        for p in [*(runs / n).glob("seed*/summary.json"), *(runs / n).glob("sweep/*/seed*/summary.json")]:
             m = re.fullmatch(r"seed(-?\d+)", p.parent.name)
             if m:
                 seeds.add(int(m.group(1)))
@@ -312,4 +464,5 @@ def write_all_results(out: Path, machine: dict) -> list[dict]:
         state = json.loads((out / STATE).read_text()) if (out / STATE).is_file() else {}
         if not seeds:
             return []
-        return write_results(out, names, seeds, machine, teachers_info(state.get("teachers", [])))
+        return write_results(out, names, seeds, machine, teachers_info(state.get("teachers", [])),
+                             state.get("baseline"), state.get("sweeps") or {})

@@ -1,0 +1,163 @@
+"""``bench accuracy``'s statistics: paired per-seed differences to the student alone with their
+95% t-interval, the baseline's convergence, and ``--sweep`` choosing on validation, never test."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+from kdvision.benchmarks_lib import accuracy_report, accuracy_stats, accuracy_sweep
+from tests.conftest import TINY_DIGITS, run_cli, write_yaml
+
+DATA = {"name": "digits", "resolution": 16, "train_size": 100}
+
+
+def write_run(run: Path, last: float, best: float, val: float, *, method: str = "student", student: str = "resnet8",
+              data: dict = DATA, best_epoch: int = 5, epochs: int = 30) -> None:
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({
+        "metric": "acc", "epochs": epochs, "best_epoch": best_epoch, "val_best_acc": val,
+        "test_last": {"acc": last}, "test_best": {"acc": best}, "student_parameters": 100, "wall_s": 1.0}))
+    (run / "config.yaml").write_text(yaml.safe_dump({"task": "classification", "data": data,
+                                                     "student": {"name": student}, "method": {"name": method}}))
+
+
+def paired_rows(text: str) -> dict[str, list[str]]:
+    block = next(b for b in text.split("\n\n") if b.startswith("| recipe | baseline |"))
+    return {c[0]: c for c in ([x.strip() for x in line.strip("|").split("|")] for line in block.splitlines()[2:])}
+
+
+def hand_interval(a, b):
+    d = np.asarray(a) - np.asarray(b)
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return d.mean(), d.mean() - half, d.mean() + half
+
+
+def test_paired_difference_matches_a_hand_computation():
+    student = {0: 90.0, 1: 91.0, 2: 89.0, 3: 92.0}
+    kd = {0: 92.0, 1: 92.8, 2: 91.1, 7: 99.0}  # seed 7 has no partner, seed 3 none either: both left out
+    d = accuracy_stats.paired_difference(kd, student)
+    mean, low, high = hand_interval([92.0, 92.8, 91.1], [90.0, 91.0, 89.0])
+    assert d["seeds"] == [0, 1, 2]
+    assert d["mean"] == pytest.approx(mean) and d["low"] == pytest.approx(low) and d["high"] == pytest.approx(high)
+    assert d["verdict"] == "better" and low > 0
+    # the paired interval is narrower than an unpaired one would be on these correlated seeds
+    noisy = accuracy_stats.paired_difference({0: 80.0, 1: 90.0, 2: 85.0}, {0: 79.0, 1: 88.9, 2: 84.1})
+    assert noisy["verdict"] == "better" and noisy["low"] > 0
+    assert stats.ttest_ind([80.0, 90.0, 85.0], [79.0, 88.9, 84.1]).pvalue > 0.5  # unpaired: nothing visible
+    assert accuracy_stats.paired_difference({0: 1.0}, {1: 2.0}) is None
+    one = accuracy_stats.paired_difference({0: 91.0}, {0: 90.0})
+    assert one["mean"] == 1.0 and one["low"] is None and "no interval" in accuracy_stats.fmt_difference(one)
+
+
+def test_results_report_the_paired_difference_and_no_measurable_effect(tmp_path):
+    student = [90.0, 91.0, 89.0]
+    kd = [92.0, 92.8, 91.1]  # clearly better
+    at = [91.0, 90.0, 89.5]  # spans 0
+    for s in range(3):
+        write_run(tmp_path / "runs" / "student" / f"seed{s}", student[s], student[s] + 0.5, 90.0, best_epoch=30)
+        write_run(tmp_path / "runs" / "kd" / f"seed{s}", kd[s], kd[s], 91.0, method="kd")
+        write_run(tmp_path / "runs" / "at" / f"seed{s}", at[s], at[s], 90.0, method="at")
+        # another student model: no baseline among these recipes
+        write_run(tmp_path / "runs" / "wide" / f"seed{s}", 95.0, 95.0, 95.0, method="kd", student="resnet8x4")
+    accuracy_report.write_results(tmp_path, ["student", "kd", "at", "wide"], [0, 1, 2], {"cpu": "x"}, [])
+    text = (tmp_path / "results.md").read_text()
+    cells = paired_rows(text)
+    assert set(cells) == {"kd", "at"} and cells["kd"][1] == "student" and cells["kd"][2] == "3"
+    mean, low, high = hand_interval(kd, student)
+    assert cells["kd"][3] == f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+    mean, low, high = hand_interval(at, student)
+    assert low < 0 < high
+    assert cells["at"][3] == f"{mean:+.2f} [{low:+.2f}, {high:+.2f}], no measurable effect"
+    assert "best-val epoch [95% CI]" in text and "final epoch [95% CI]" in text
+    # every student seed's best-val epoch was its last: the baseline did not converge
+    assert "Baseline `student`: best-val epoch of 30" in text and "NOT converged" in text
+    record = json.loads((tmp_path / "results.json").read_text())
+    by_name = {r["recipe"]: r for r in record["recipes"]}
+    assert by_name["at"]["paired_difference"]["final_epoch"]["verdict"] == "no measurable effect"
+    assert by_name["kd"]["paired_difference"]["final_epoch"]["low"] == pytest.approx(hand_interval(kd, student)[1])
+    assert "paired_difference" not in by_name["wide"] and "paired_difference" not in by_name["student"]
+    assert record["baseline_convergence"][0]["converged"] is False
+
+    # --baseline names the reference instead; it converged (best epoch 5 of 30)
+    accuracy_report.write_results(tmp_path, ["student", "kd", "at", "wide"], [0, 1, 2], {"cpu": "x"}, [],
+                                  baseline="kd")
+    text = (tmp_path / "results.md").read_text()
+    cells = paired_rows(text)
+    assert set(cells) == {"student", "at", "wide"} and cells["wide"][1] == "kd"
+    assert "Baseline `kd`" in text and "converged (every best-val epoch" in text
+
+
+def test_the_baseline_must_share_model_and_data():
+    rows = [{"recipe": "s16", "method": "student", "student": "resnet8", "data": DATA},
+            {"recipe": "s8", "method": "student", "student": "resnet8", "data": {**DATA, "resolution": 8}},
+            {"recipe": "kd8", "method": "kd", "student": "resnet8", "data": {**DATA, "resolution": 8}}]
+    assert accuracy_stats.choose_baseline(rows) == {"s16": None, "s8": None, "kd8": "s8"}
+
+
+def test_sweep_selects_on_validation_not_test(tmp_path):
+    # value 300: best validation, worse test; value 3000: worse validation, best test
+    val = {"300": [95.0, 96.0], "1000": [94.0, 94.0], "3000": [90.0, 91.0]}
+    test = {"300": [80.0, 81.0], "1000": [85.0, 85.0], "3000": [99.0, 98.0]}
+    labels = [f"method.weights.sp={v}" for v in val]
+    for v, label in zip(val, labels):
+        for s in range(2):
+            write_run(accuracy_sweep.sweep_dir(tmp_path, "sp", label, s), test[v][s], test[v][s] + 0.25, val[v][s],
+                      method="sp")
+    for s in range(2):
+        write_run(tmp_path / "runs" / "student" / f"seed{s}", 79.0 + s, 79.0 + s, 90.0)
+    rows = accuracy_report.write_results(tmp_path, ["student", "sp"], [0, 1], {"cpu": "x"}, [],
+                                         swept={"sp": labels})
+    sp = next(r for r in rows if r["recipe"] == "sp")
+    assert sp["sweep"]["chosen"] == "method.weights.sp=300"
+    assert sp["last"] == {0: 80.0, 1: 81.0}  # the chosen value's runs are the row
+    text = (tmp_path / "results.md").read_text()
+    assert "Chosen for `sp`: `method.weights.sp=300`" in text
+    assert "every swept value): 8 s" in text  # 3 values x 2 seeds x 1 s, plus the student's 2 runs
+    assert f"| `method.weights.sp=3000` | 2 | 90.50 ± {np.std([90.0, 91.0], ddof=1):.2f} | 98.50 ± " in text
+    assert "| `method.weights.sp=300` | 2 | 95.50 ± 0.71 | 80.50 ± 0.71 | 80.75 ± 0.71 | **chosen** |" in text
+    record = json.loads((tmp_path / "results.json").read_text())
+    swept = next(r for r in record["recipes"] if r["recipe"] == "sp")["sweep"]
+    assert swept["chosen"] == "method.weights.sp=300" and [v["value"] for v in swept["values"]] == labels
+
+    # a lower-is-better metric picks the smallest mean; only seeds every value finished count
+    points = {"a": {"val": {0: 1.0, 1: 9.0}, "last": {0: 0.0}}, "b": {"val": {0: 2.0}, "last": {0: 100.0}}}
+    assert accuracy_sweep.select(points) == "b" and accuracy_sweep.select(points, higher_is_better=False) == "a"
+
+
+def test_sweep_parsing_and_points():
+    sweeps = accuracy_sweep.parse_sweeps(["method.weights.sp=300,1000", "train.epochs=2"])
+    assert sweeps == [("method.weights.sp", ["300", "1000"]), ("train.epochs", ["2"])]
+    data = {"method": {"name": "sp", "weights": {"sp": 3000.0}}, "train": {"epochs": 30}}
+    assert accuracy_sweep.sweep_points(data, sweeps) == [["method.weights.sp=300", "train.epochs=2"],
+                                                         ["method.weights.sp=1000", "train.epochs=2"]]
+    assert accuracy_sweep.sweep_points({"method": {"name": "student"}}, sweeps[:1]) == []
+    for bad in ("method.weights.sp", "method.weights.sp=1,,2", "k=1,1"):
+        with pytest.raises(Exception, match="--sweep"):
+            accuracy_sweep.parse_sweeps([bad])
+
+
+def test_sweep_through_the_cli(tmp_path):
+    config = write_yaml(tmp_path / "tiny.yaml", {**TINY_DIGITS, "train": {**TINY_DIGITS["train"], "epochs": 1}})
+    out = tmp_path / "bench"
+    bad = run_cli("bench", "accuracy", str(config), "--seeds", "1", "--out", str(out), "--sweep", "method.weights.sp=1,2")
+    assert bad.returncode == 2 and "kdvision: error: " in bad.stderr and "method.weights.sp" in bad.stderr
+    assert "Traceback" not in bad.stderr and not out.exists()
+    done = run_cli("bench", "accuracy", str(config), "--seeds", "2", "--out", str(out),
+                   "--sweep", "train.optimizer.lr=0.05,0.2", "data.train_size=100")
+    assert done.returncode == 0, done.stderr
+    summaries = {}
+    for lr in ("0.05", "0.2"):
+        for s in (0, 1):
+            run = out / "runs" / "tiny" / "sweep" / f"train.optimizer.lr={lr}" / f"seed{s}"
+            assert f"lr: {lr}" in (run / "config.yaml").read_text() and f"seed: {s}" in (run / "config.yaml").read_text()
+            summaries[(lr, s)] = json.loads((run / "summary.json").read_text())
+    means = {lr: np.mean([summaries[(lr, s)]["val_best_acc"] for s in (0, 1)]) for lr in ("0.05", "0.2")}
+    chosen = max(means, key=means.get)
+    record = json.loads((out / "results.json").read_text())
+    assert record["recipes"][0]["sweep"]["chosen"] == f"train.optimizer.lr={chosen}"
+    assert f"Chosen for `tiny`: `train.optimizer.lr={chosen}`" in (out / "results.md").read_text()
