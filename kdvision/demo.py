@@ -162,8 +162,8 @@ def run_demo(out: str | None = None, epochs_scale: float = 1.0, seeds: int = SEE
 
 
 def format_table(rows: list[dict], seeds: int = SEEDS) -> str:
-    lines = [f"| run | model | test top-1 (%), mean ± std | Δ vs student alone [95% CI] | seeds | parameters | "
-             f"CPU latency / image (ms) | train time / run (s) |",
+    lines = ["| run | model | test top-1 (%), mean ± std | Δ vs student alone [95% CI] | seeds | parameters | "
+             "CPU latency / image (ms) | train time / run (s) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{r['test_acc']:.2f} ± {r['test_std']:.2f}" if r["test_std"] is not None else f"{r['test_acc']:.2f}"

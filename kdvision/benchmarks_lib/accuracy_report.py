@@ -91,7 +91,7 @@ def swept_row(out: Path, name: str, labels: list[str], seeds: list[int]) -> dict
     if chosen is None:
         return None
     row = dict(points[chosen])
-    row["sweep"] = {"chosen": chosen, "points": points, "order": [l for l in labels if l in points]}
+    row["sweep"] = {"chosen": chosen, "points": points, "order": [lab for lab in labels if lab in points]}
     return row
 
 
@@ -315,11 +315,11 @@ def summary_json(rows: list[dict], comparisons: dict[str, dict], seeds: list[int
         if r.get("sweep"):
             sw = r["sweep"]
             entry["sweep"] = {"chosen": sw["chosen"], "selected_on": f"mean val_best_{r['metric']}",
-                              "values": [{"value": l, "seeds": sw["points"][l]["seeds"],
-                                          "val": pair(sw["points"][l]["val_mean_std"]),
-                                          "test_final_epoch": pair(sw["points"][l]["last_mean_std"]),
-                                          "test_best_val_epoch": pair(sw["points"][l]["best_mean_std"])}
-                                         for l in sw["order"]]}
+                              "values": [{"value": lab, "seeds": sw["points"][lab]["seeds"],
+                                          "val": pair(sw["points"][lab]["val_mean_std"]),
+                                          "test_final_epoch": pair(sw["points"][lab]["last_mean_std"]),
+                                          "test_best_val_epoch": pair(sw["points"][lab]["best_mean_std"])}
+                                         for lab in sw["order"]]}
         recipes.append(entry)
     return {"seeds": seeds, "recipes": recipes, "baseline_convergence": baseline_convergence(rows, comparisons),
             "machine": machine}
