@@ -25,7 +25,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from kdvision.config import coerce
 from kdvision.config_checks import FiniteFloat, NonNegativeFloat, check_choice
 from kdvision.errors import UserError
 
@@ -81,6 +80,8 @@ class Weight:
 def _number(value: Any, key: str, source: str, kind=NonNegativeFloat) -> float:
     """Weights, epochs and milestones are finite numbers >= 0 (the config's own rule); a start
     epoch is any finite number (DKD's recipes start at -1)."""
+    from kdvision.config import coerce  # the loader's checker, imported only when a weight is parsed
+
     return coerce(value, kind, key, source)
 
 
