@@ -27,9 +27,8 @@ from kdvision.config_checks import PositiveFloat, PositiveInt, Range
 from kdvision.errors import UserError
 from kdvision.losses.crd import ContrastMemory, nce_loss
 from kdvision.methods.base import Method
-from kdvision.methods.pooled_feature import pooled_feature_tap
+from kdvision.methods.pooled_feature import pooled_feature_taps
 from kdvision.registry import METHODS
-from kdvision.taps import FeatureTaps
 
 NegativeMode = Literal["exact", "relax"]
 
@@ -90,9 +89,7 @@ class CRD(Method):
     def __init__(self, student, teachers=(), task_loss=None, params=None):
         super().__init__(student, teachers, task_loss, params)
         params = self.params
-        self.student_taps = FeatureTaps(student, [pooled_feature_tap(student, params.student_tap, "student")], "student")
-        self.teacher_taps = FeatureTaps(self.teacher, [pooled_feature_tap(self.teacher, params.teacher_tap, "teacher")],
-                                        "teacher")
+        self.student_taps, self.teacher_taps = pooled_feature_taps(student, self.teacher, params)
         self.sampler: NegativeSampler | None = None  # built in setup from the data's labels
 
     @torch.no_grad()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from kdvision.errors import UserError
+from kdvision.taps import FeatureTaps
 
 
 def pooled_feature_tap(model: nn.Module, given: str, owner: str) -> str:
@@ -16,3 +17,9 @@ def pooled_feature_tap(model: nn.Module, given: str, owner: str) -> str:
         raise UserError(f"method.{owner}_tap: the {owner} ({type(model).__name__}) has no nn.Linear classifier; "
                         f"name the module whose input (path:input) or output is the embedding")
     return f"{linear[-1]}:input"
+
+
+def pooled_feature_taps(student: nn.Module, teacher: nn.Module, params) -> tuple[FeatureTaps, FeatureTaps]:
+    """(student taps, teacher taps) of the pooled features, from ``params.student_tap`` / ``teacher_tap``."""
+    return (FeatureTaps(student, [pooled_feature_tap(student, params.student_tap, "student")], "student"),
+            FeatureTaps(teacher, [pooled_feature_tap(teacher, params.teacher_tap, "teacher")], "teacher"))

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 from kdvision.losses.relational import rkd_angle_loss, rkd_distance_loss
 from kdvision.methods.base import Method
-from kdvision.methods.pooled_feature import pooled_feature_tap
+from kdvision.methods.pooled_feature import pooled_feature_taps
 from kdvision.registry import METHODS
-from kdvision.taps import FeatureTaps
 
 
 @METHODS.register("rkd")
@@ -35,9 +34,7 @@ class RKD(Method):
     def __init__(self, student, teachers=(), task_loss=None, params=None):
         super().__init__(student, teachers, task_loss, params)
         params = self.params
-        self.student_taps = FeatureTaps(student, [pooled_feature_tap(student, params.student_tap, "student")], "student")
-        self.teacher_taps = FeatureTaps(self.teacher, [pooled_feature_tap(self.teacher, params.teacher_tap, "teacher")],
-                                        "teacher")
+        self.student_taps, self.teacher_taps = pooled_feature_taps(student, self.teacher, params)
 
     def compute(self, batch):
         out, (fs,) = self.student_taps.run(self.student, batch["input"])
