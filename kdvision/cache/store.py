@@ -46,20 +46,23 @@ class TeacherCache:
 
     def logits_of(self, i: int, v: int) -> torch.Tensor:
         """The teacher's logits for view v of sample i, as float32 (rebuilt from top-k if needed)."""
+        return self.logits_at(torch.tensor([i]), torch.tensor([v]))[0]
+
+    def logits_at(self, index: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
+        """[B, C, ...] float32 logits for views ``view`` of samples ``index`` (both [B]); from top-k,
+        the classes not kept share the remaining probability mass equally."""
         if self.topk is None:
-            return self.tensors["logits"][i, v].float()
-        values = self.tensors["topk_values"][i, v].float()
-        index = self.tensors["topk_indices"][i, v].long()
-        lse = self.tensors["logsumexp"][i, v].float()
+            return self.tensors["logits"][index, view].float()
+        values = self.tensors["topk_values"][index, view].float()
+        top = self.tensors["topk_indices"][index, view].long()
+        lse = self.tensors["logsumexp"][index, view].float()
         classes = int(self.header["num_classes"])
-        rest = classes - values.shape[0]
+        rest = classes - values.shape[1]
         if rest == 0:
-            return torch.zeros(classes, *values.shape[1:]).scatter_(0, index, values)
-        kept = torch.exp(values - lse).sum(0)
-        remaining = (1.0 - kept).clamp_min(1e-12)
-        fill = lse + torch.log(remaining / rest)
-        out = fill.unsqueeze(0).expand(classes, *values.shape[1:]).clone()
-        return out.scatter_(0, index, values)
+            return torch.zeros(values.shape[0], classes, *values.shape[2:]).scatter_(1, top, values)
+        remaining = (1.0 - torch.exp(values - lse.unsqueeze(1)).sum(1)).clamp_min(1e-12)
+        fill = (lse + torch.log(remaining / rest)).unsqueeze(1)
+        return fill.expand(values.shape[0], classes, *values.shape[2:]).clone().scatter_(1, top, values)
 
     # ------------------------------------------------------------------ files
     def save(self, path: Path) -> None:

@@ -95,22 +95,6 @@ def draw_params(augment: RandomCropFlip, n: int, height: int, width: int) -> tor
     return torch.stack([top, left, flipped.long()], dim=1)
 
 
-def cached_logits(cache, index: torch.Tensor, view: torch.Tensor) -> torch.Tensor:
-    """The teacher's logits [B, C, ...] for views ``view`` of samples ``index`` (float32)."""
-    if cache.topk is None:
-        return cache.tensors["logits"][index, view].float()
-    values = cache.tensors["topk_values"][index, view].float()
-    top = cache.tensors["topk_indices"][index, view].long()
-    lse = cache.tensors["logsumexp"][index, view].float()
-    classes = int(cache.header["num_classes"])
-    rest = classes - values.shape[1]
-    if rest == 0:
-        return torch.zeros(values.shape[0], classes, *values.shape[2:]).scatter_(1, top, values)
-    remaining = (1.0 - torch.exp(values - lse.unsqueeze(1)).sum(1)).clamp_min(1e-12)
-    fill = (lse + torch.log(remaining / rest)).unsqueeze(1)
-    return fill.expand(values.shape[0], classes, *values.shape[2:]).clone().scatter_(1, top, values)
-
-
 class DeviceBatches:
     """Training batches of an in-memory image set, built on ``device`` (see the module docstring)."""
 
@@ -152,7 +136,7 @@ class DeviceBatches:
         if self.cache is not None and params is None:
             view = torch.randint(0, self.cache.views, (len(index),))
             params = self.cache.params[index, view].long() if self.augment is not None else None
-            out["teacher_logits"] = cached_logits(self.cache, index, view).to(self.device, non_blocking=True)
+            out["teacher_logits"] = self.cache.logits_at(index, view).to(self.device, non_blocking=True)
         images = self.images[index.to(self.device)]
         if self.augment is None:
             x = images.float().div_(255.0)

@@ -33,6 +33,19 @@ from kdvision.data.restoration.paired_transforms import PairedTransform
 from kdvision.errors import UserError
 
 
+def domain_groups(sample_domains: Sequence[int], batch_size: int) -> list[torch.Tensor]:
+    """The item indices of each domain (sorted by domain); every batch must be able to hold all."""
+    groups: dict[int, list[int]] = {}
+    for i, d in enumerate(sample_domains):
+        groups.setdefault(int(d), []).append(i)
+    if not groups:
+        raise UserError("the multi-weather data set is empty")
+    if batch_size < len(groups):
+        raise UserError(f"data.batch_size {batch_size} is smaller than the number of weather types "
+                        f"({len(groups)}): each batch must hold every type")
+    return [torch.tensor(groups[d]) for d in sorted(groups)]
+
+
 class DomainBalancedBatchSampler(Sampler[list[int]]):
     """Batches of ``batch_size`` indices with every domain present (each an equal share).
 
@@ -42,15 +55,7 @@ class DomainBalancedBatchSampler(Sampler[list[int]]):
 
     def __init__(self, sample_domains: Sequence[int], batch_size: int,
                  generator: torch.Generator | None = None, num_batches: int | None = None):
-        groups: dict[int, list[int]] = {}
-        for i, d in enumerate(sample_domains):
-            groups.setdefault(int(d), []).append(i)
-        self.groups = [torch.tensor(groups[d]) for d in sorted(groups)]
-        if not self.groups:
-            raise UserError("the multi-weather data set is empty")
-        if batch_size < len(self.groups):
-            raise UserError(f"data.batch_size {batch_size} is smaller than the number of weather types "
-                            f"({len(self.groups)}): each batch must hold every type")
+        self.groups = domain_groups(sample_domains, batch_size)
         self.batch_size = batch_size
         self.generator = generator
         self.num_batches = num_batches or max(1, len(sample_domains) // batch_size)
@@ -85,15 +90,7 @@ class UniformDomainBatchSampler(Sampler[list[int]]):
     A batch missing a domain is redrawn. Deterministic for a given ``generator``."""
 
     def __init__(self, sample_domains: Sequence[int], batch_size: int, generator: torch.Generator | None = None):
-        groups: dict[int, list[int]] = {}
-        for i, d in enumerate(sample_domains):
-            groups.setdefault(int(d), []).append(i)
-        self.groups = [torch.tensor(groups[d]) for d in sorted(groups)]
-        if not self.groups:
-            raise UserError("the multi-weather data set is empty")
-        if batch_size < len(self.groups):
-            raise UserError(f"data.batch_size {batch_size} is smaller than the number of weather types "
-                            f"({len(self.groups)}): each batch must hold every type")
+        self.groups = domain_groups(sample_domains, batch_size)
         self.batch_size = batch_size
         self.generator = generator
         self.num_batches = max(1, min(len(g) for g in self.groups) // batch_size)
