@@ -155,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("recipes", help="list the packaged recipes (names for train and base:), one line each")
     r.add_argument("filter", nargs="?", default=None, help="only names containing this text, e.g. cifar100/kd")
 
-    d = sub.add_parser("demo", help="teacher, then student, KD, FitNet, AT at 3 seeds on the embedded digits set "
-                                    "(under 3 min on 2 cores)")
+    d = sub.add_parser("demo", help="teacher, then the student alone and with KD at 3 seeds on the embedded digits set "
+                                    "(about 3 min on 2 cores)")
     d.add_argument("--out", default=None, help="folder for the demo's runs and plot (default: runs/demo-<time>)")
     from kdvision.commands.arguments import positive_int
 

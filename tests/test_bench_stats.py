@@ -161,3 +161,54 @@ def test_sweep_through_the_cli(tmp_path):
     record = json.loads((out / "results.json").read_text())
     assert record["recipes"][0]["sweep"]["chosen"] == f"train.optimizer.lr={chosen}"
     assert f"Chosen for `tiny`: `train.optimizer.lr={chosen}`" in (out / "results.md").read_text()
+
+
+def write_metrics(run: Path, rows: list[dict]) -> None:
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_rows_without_a_measurable_gain_get_curves_and_loss_terms(tmp_path):
+    """The investigation section: val metric and unweighted CE of recipe and baseline, and each
+    weighted term over the weighted CE (ratio of the seed means), at epochs 1, 1, 2, 3, 4 of 4;
+    a measurably better recipe gets none."""
+    student, at, kd = [90.0, 91.0, 89.0], [91.0, 90.0, 89.5], [92.0, 92.8, 91.1]
+    for s in range(3):
+        for name, acc, method in (("student", student, "student"), ("at", at, "at"), ("kd", kd, "kd")):
+            run = tmp_path / "runs" / name / f"seed{s}"
+            write_run(run, acc[s], acc[s], 90.0, method=method, epochs=4)
+            rows = []
+            for e in range(1, 5):
+                r = {"epoch": e, "train/ce": 0.1 * (s + 1) / e, "train/raw/ce": 1.0 * (s + 1) / e,
+                     "train/loss": 9.0, "train/images_per_s": 100.0, "val/acc": 50.0 + 10 * e + s}
+                if method != "student":
+                    r[f"train/{method}"] = 2.0 * e + s  # weighted term
+                    r[f"train/raw/{method}"] = 0.02 * e + 0.01 * s
+                    r[f"train/weight/{method}"] = 100.0
+                rows.append(r)
+            write_metrics(run, rows)
+    accuracy_report.write_results(tmp_path, ["student", "at", "kd"], [0, 1, 2], {"cpu": "x"}, [])
+    text = (tmp_path / "results.md").read_text()
+    assert "#### `at` against `student`" in text and "#### `kd`" not in text  # kd is measurably better
+    block = text.split("#### `at` against `student`")[1].split("\n\n")[1]
+    head, _, *lines = block.splitlines()
+    assert head == "| epoch | val acc (recipe / baseline) | CE unweighted (recipe / baseline) | at / weighted CE |"
+    cells = {int(c[0]): c for c in ([x.strip() for x in line.strip("|").split("|")] for line in lines)}
+    assert sorted(cells) == [1, 2, 3, 4]  # ceil(4 * 0.25) = 1 is the first epoch already
+    for e in (1, 2, 3, 4):
+        val = np.mean([50.0 + 10 * e + s for s in range(3)])
+        ce_raw = np.mean([1.0 * (s + 1) / e for s in range(3)])
+        ratio = np.mean([2.0 * e + s for s in range(3)]) / np.mean([0.1 * (s + 1) / e for s in range(3)])
+        assert cells[e][1] == f"{val:.2f} / {val:.2f}"
+        assert cells[e][2] == f"{ce_raw:.3f} / {ce_raw:.3f}"
+        assert float(cells[e][3]) == pytest.approx(ratio, rel=1e-3)
+    assert (tmp_path / "investigation.png").stat().st_size > 5_000
+
+    # once every row gains measurably, the section and the picture go
+    for s in range(3):
+        summary = tmp_path / "runs" / "at" / f"seed{s}" / "summary.json"
+        data = json.loads(summary.read_text())
+        data["test_last"]["acc"] = kd[s]
+        summary.write_text(json.dumps(data))
+    accuracy_report.write_results(tmp_path, ["student", "at", "kd"], [0, 1, 2], {"cpu": "x"}, [])
+    assert "Rows without a measurable gain" not in (tmp_path / "results.md").read_text()
+    assert not (tmp_path / "investigation.png").exists()

@@ -10,7 +10,7 @@ from scipy import stats
 from kdvision.demo import mean_curve, unweighted_ce
 from tests.conftest import run_cli
 
-STUDENTS = {"student alone": "student", "student+KD": "kd", "student+FitNet": "fitnet", "student+AT": "at"}
+STUDENTS = {"student alone": "student", "student+KD": "kd"}
 
 
 def table(stdout: str) -> dict[str, list[str]]:
@@ -20,7 +20,7 @@ def table(stdout: str) -> dict[str, list[str]]:
 
 def test_demo_table_through_the_cli(tmp_path):
     root = tmp_path / "demo"
-    done = run_cli("demo", "--out", str(root), "--scale", "0.07", "--seeds", "2")
+    done = run_cli("demo", "--out", str(root), "--scale", "0.007", "--seeds", "2")
     assert done.returncode == 0, done.stderr
     cells = table(done.stdout)
     assert list(cells) == ["teacher", *STUDENTS]
@@ -40,9 +40,9 @@ def test_demo_table_through_the_cli(tmp_path):
     teacher = json.loads((root / "teacher" / "summary.json").read_text())["test_last"]["acc"]
     assert cells["teacher"][2] == f"{teacher:.2f}" and cells["teacher"][4] == "1"
     assert int(cells["teacher"][5].replace(",", "")) > int(cells["student alone"][5].replace(",", ""))
-    assert "95% t-interval" in done.stdout and (root / "results.md").read_text().count("| student+") == 3
+    assert "95% t-interval" in done.stdout and (root / "results.md").read_text().count("| student+") == 1
     # one teacher, trained once, shared by every seed of every student
-    for name in ("kd", "fitnet", "at"):
+    for name in ("kd",):
         for s in (0, 1):
             assert f"checkpoint: {root / 'teacher'}" in (root / name / f"seed{s}" / "config.yaml").read_text()
             assert not (root / name / f"seed{s}" / "teachers").exists()

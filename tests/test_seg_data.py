@@ -159,3 +159,29 @@ def test_digit_scenes_deterministic_with_disjoint_sources():
     assert item["input"].shape == (3, 64, 64) and item["target"].dtype == torch.long
     c = build_digit_scenes(train_size=6, val_size=3, test_size=3, data_seed=1)
     assert not torch.equal(a["train"].images, c["train"].images)
+
+
+def test_digit_scenes_digit_count_and_size():
+    # one digit of 10-12 px per 32-px canvas: its labelled pixels fit a 12-px box and carry one class
+    d = build_digit_scenes(size=32, train_size=1, val_size=20, test_size=1, digits_per_canvas=[1, 1],
+                           digit_size=[10, 12])["val"]
+    assert d.images.shape == (20, 3, 32, 32)
+    for labels in d.labels:
+        rows, cols = torch.nonzero(labels, as_tuple=True)
+        assert 0 < rows.max() - rows.min() + 1 <= 12 and 0 < cols.max() - cols.min() + 1 <= 12
+        assert len(labels[labels > 0].unique()) == 1
+    many = build_digit_scenes(size=32, train_size=1, val_size=20, test_size=1, digits_per_canvas=[3, 3],
+                              digit_size=[10, 12])["val"]
+    assert (many.labels > 0).float().mean() > (d.labels > 0).float().mean()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"digit_size": [20, 12]}, "'data.digit_size' must be [low, high] with low <= high (got [20, 12])"),
+    ({"digit_size": [4, 12]}, "'data.digit_size' must lie in [8, data.size = 32] px (got [4, 12])"),
+    ({"digit_size": [10, 40]}, "'data.digit_size' must lie in [8, data.size = 32] px (got [10, 40])"),
+    ({"digits_per_canvas": [1, 2, 3]}, "'data.digits_per_canvas' must be [low, high] (got [1, 2, 3])"),
+])
+def test_digit_scenes_refuses_bad_shapes(kwargs, message):
+    with pytest.raises(UserError) as e:
+        build_digit_scenes(size=32, train_size=1, val_size=1, test_size=1, **kwargs)
+    assert str(e.value) == message

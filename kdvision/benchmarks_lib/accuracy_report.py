@@ -116,6 +116,7 @@ def collect_row(name: str, dirs: dict[int, Path]) -> dict | None:
     val = {s: float(v[f"val_best_{metric}"]) for s, v in summaries.items() if v.get(f"val_best_{metric}") is not None}
     return {
         "recipe": name, "metric": metric, "unit": unit, "student": student, "method": method, "seeds": sorted(summaries),
+        "runs": {s: str(dirs[s]) for s in sorted(summaries)},
         "data": _run_config(some).get("data"),
         "last": last, "best": best, "last_mean_std": mean_std(list(last.values())),
         "best_mean_std": mean_std(list(best.values())),
@@ -328,6 +329,7 @@ def summary_json(rows: list[dict], comparisons: dict[str, dict], seeds: list[int
 def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: list[dict],
                    comparisons: dict[str, dict] | None = None) -> str:
     from kdvision.benchmarks_lib.accuracy_stats import NO_EFFECT, fmt_convergence
+    from kdvision.benchmarks_lib.accuracy_terms import format_investigations
 
     comparisons = comparisons if comparisons is not None else compare(rows)
     # a swept recipe trained every value: all of them count
@@ -361,6 +363,9 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
     sweeps = format_sweeps(rows)
     if sweeps:
         parts += [sweeps, ""]
+    investigations = format_investigations(rows, comparisons)
+    if investigations:
+        parts += [investigations, ""]
     by_domain = format_per_domain(rows)
     if by_domain:
         second = next((r["second"] for r in rows if r.get("second")), None)
@@ -438,6 +443,13 @@ def write_results(out: Path, names: list[str], seeds: list[int], machine: dict, 
     atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(record))
     if rows:
         atomic_write(out / "results.png", lambda tmp: plot(rows, Path(tmp)))
+    from kdvision.benchmarks_lib.accuracy_terms import investigated, plot_investigations
+
+    todo = investigated(rows, comparisons)
+    if todo:
+        atomic_write(out / "investigation.png", lambda tmp: plot_investigations(todo, Path(tmp)))
+    elif (out / "investigation.png").is_file():
+        (out / "investigation.png").unlink()  # an earlier report's rows all gain now
     return rows
 
 

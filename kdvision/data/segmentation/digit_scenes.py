@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from kdvision.config_checks import MAX_IMAGE_SIDE, PositiveInt, Range
 from kdvision.data.segmentation.transforms import Compose, RandomCrop, RandomScale
+from kdvision.errors import UserError
 from kdvision.registry import DATASETS
 
 NUM_CLASSES = 11
@@ -75,12 +76,13 @@ class DigitScenes(Dataset):
     class_names = CLASS_NAMES
     mean, std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
-    def __init__(self, split: str, count: int, size: int = 64, data_seed: int = 0, augment: bool = False):
+    def __init__(self, split: str, count: int, size: int = 64, data_seed: int = 0, augment: bool = False,
+                 digits_per_canvas: tuple[int, int] = (2, 3), digit_size: tuple[int, int] = (20, 32)):
         digits, classes = source_digits(split)
         images, labels = [], []
         for i in range(count):
             rng = np.random.default_rng([data_seed, SPLIT_CODE[split], i])
-            im, lab = compose_canvas(rng, digits, classes, size)
+            im, lab = compose_canvas(rng, digits, classes, size, digits_per_canvas, digit_size)
             images.append(im)
             labels.append(lab)
         self.images = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # uint8 N3HW
@@ -104,8 +106,19 @@ SceneSize = Annotated[int, Range(ge=32, le=MAX_IMAGE_SIDE, why="digits are drawn
 @DATASETS.register("digit_scenes")
 def build_digit_scenes(seed: int = 0, size: SceneSize = 64, train_size: PositiveInt = 2000,
                        val_size: PositiveInt = 300, test_size: PositiveInt = 300, data_seed: int = 0,
-                       augment: bool = True) -> dict:
-    """Embedded digit scenes (11 classes: background + digits 0-9), 64 px, 2000/300/300 canvases."""
-    return {"train": DigitScenes("train", train_size, size, data_seed, augment),
-            "val": DigitScenes("val", val_size, size, data_seed),
-            "test": DigitScenes("test", test_size, size, data_seed)}
+                       augment: bool = True, digits_per_canvas: tuple[PositiveInt, PositiveInt] = (2, 3),
+                       digit_size: tuple[PositiveInt, PositiveInt] = (20, 32)) -> dict:
+    """Embedded digit scenes (11 classes: background + digits 0-9), 64 px, 2000/300/300 canvases;
+    ``digits_per_canvas`` and ``digit_size`` (px, drawn uniformly in [lo, hi]) shape the canvases."""
+    for key, pair in (("digits_per_canvas", digits_per_canvas), ("digit_size", digit_size)):
+        if len(pair) != 2:
+            raise UserError(f"'data.{key}' must be [low, high] (got {list(pair)})")
+        lo, hi = pair
+        if lo > hi:
+            raise UserError(f"'data.{key}' must be [low, high] with low <= high (got [{lo}, {hi}])")
+    if not (8 <= digit_size[0] and digit_size[1] <= size):
+        raise UserError(f"'data.digit_size' must lie in [8, data.size = {size}] px (got {list(digit_size)})")
+    shape = {"digits_per_canvas": tuple(digits_per_canvas), "digit_size": tuple(digit_size)}
+    return {"train": DigitScenes("train", train_size, size, data_seed, augment, **shape),
+            "val": DigitScenes("val", val_size, size, data_seed, **shape),
+            "test": DigitScenes("test", test_size, size, data_seed, **shape)}
