@@ -64,3 +64,30 @@ def test_demo_refuses_zero_seeds(tmp_path):
     assert done.returncode == 2 and "kdvision: error:" in done.stderr and "--seeds" in done.stderr
     assert "at least 1" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_thinning_validation_leaves_training_unchanged(tmp_path):
+    """The demo validates every 10th epoch only and claims its seeds' results equal the
+    benchmark's (validation every epoch): evaluation must not touch the training's random streams."""
+    import copy
+
+    import torch
+
+    from kdvision.config import config_from_dict
+    from kdvision.engine.trainer import Trainer
+    from tests.conftest import TINY_DIGITS
+
+    results = []
+    for every in (1, 3):
+        data = copy.deepcopy(TINY_DIGITS)
+        data["train"].update(epochs=3, eval_every=every)
+        trainer = Trainer(config_from_dict(data, "tiny.yaml"), tmp_path / f"every{every}", quiet=True)
+        summary = trainer.fit()
+        rows = [json.loads(line) for line in (tmp_path / f"every{every}" / "metrics.jsonl").read_text().splitlines()]
+        results.append((summary["test_last"], {k: v.clone() for k, v in trainer.method.student.state_dict().items()},
+                        rows))
+    (test_a, weights_a, rows_a), (test_b, weights_b, rows_b) = results
+    assert [("val/acc" in r) for r in rows_b] == [False, False, True]  # it did thin the validation
+    assert test_a == test_b
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    assert [r["train/ce"] for r in rows_a] == [r["train/ce"] for r in rows_b]

@@ -124,7 +124,7 @@ def test_base_by_name_with_root(tmp_path):
     r = run_cli("train", "mine.yaml", "--root", str(project), "--out", "runs/s", *QUICK, cwd=work)
     assert r.returncode == 0, r.stderr
     saved = yaml.safe_load((work / "runs" / "s" / "config.yaml").read_text())
-    assert saved["method"] == {"name": "kd", "temperature": 2.0, "weights": {"ce": 0.1, "kd": 0.9}}
+    assert saved["method"] == {"name": "kd", "temperature": 2.0, "weights": {"ce": 0.1, "kd": 3.0}}
     assert Path(saved["teacher"]["recipe"]).resolve() == (RECIPES / "digits" / "teacher.yaml").resolve()
     teacher = project / "runs" / "digits" / "teacher"
     assert len((teacher / "metrics.jsonl").read_text().splitlines()) == 1
