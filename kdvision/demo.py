@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from kdvision.benchmarks_lib.accuracy_stats import fmt_difference, paired_difference
+from kdvision.benchmarks_lib.accuracy_terms import mean_curve
 from kdvision.config import load_config
 from kdvision.engine.trainer import Trainer
 from kdvision.errors import UserError
@@ -63,18 +64,6 @@ def cpu_latency_ms(model: torch.nn.Module, shape: tuple[int, ...], repeats: int 
 def unweighted_ce(row: dict) -> float | None:
     """The epoch's mean unweighted CE (``train/raw/ce``); ``train/ce`` where no weight applies it."""
     return row.get("train/raw/ce", row.get("train/ce"))
-
-
-def mean_curve(histories: list[list[dict]], value) -> tuple[list[int], list[float]]:
-    """Per epoch, the mean over seeds of ``value(row)`` (epochs every seed logged)."""
-    by_epoch: dict[int, list[float]] = {}
-    for rows in histories:
-        for r in rows:
-            v = value(r)
-            if v is not None:
-                by_epoch.setdefault(r["epoch"], []).append(v)
-    epochs = [e for e in sorted(by_epoch) if len(by_epoch[e]) == len(histories)]
-    return epochs, [statistics.fmean(by_epoch[e]) for e in epochs]
 
 
 def plot_curves(histories: dict[str, list[list[dict]]], path: Path) -> None:

@@ -50,15 +50,22 @@ def terms(history: dict[int, list[dict]]) -> list[str]:
     return names
 
 
+def mean_curve(histories: list[list[dict]], value) -> tuple[list[int], list[float]]:
+    """Per epoch, the mean over seeds of ``value(row)`` (epochs every seed logged)."""
+    by_epoch: dict[int, list[float]] = {}
+    for rows in histories:
+        for r in rows:
+            v = value(r)
+            if v is not None:
+                by_epoch.setdefault(r["epoch"], []).append(v)
+    epochs = [e for e in sorted(by_epoch) if len(by_epoch[e]) == len(histories)]
+    return epochs, [statistics.fmean(by_epoch[e]) for e in epochs]
+
+
 def mean_at(history: dict[int, list[dict]], epoch: int, key: str) -> float | None:
     """Mean over seeds of ``key`` at ``epoch`` (None unless every seed logged it there)."""
-    values = []
-    for rows in history.values():
-        v = next((r.get(key) for r in rows if r.get("epoch") == epoch), None)
-        if v is None:
-            return None
-        values.append(float(v))
-    return statistics.fmean(values) if values else None
+    epochs, means = mean_curve(list(history.values()), lambda r: r.get(key))
+    return dict(zip(epochs, means)).get(epoch)
 
 
 def checkpoints(epochs: int) -> list[int]:
@@ -130,14 +137,13 @@ def plot_investigations(todo: list[tuple[dict, dict]], path: Path) -> None:
     for (row, base), (ax_val, ax_terms) in zip(todo, axes):
         mine, theirs = histories(row), histories(base)
         metric = row["metric"]
-        epochs = list(range(1, (row["epochs"] or 1) + 1))
         for h, label in ((mine, row["recipe"]), (theirs, f"{base['recipe']} (baseline)")):
-            pts = [(e, v) for e in epochs if (v := mean_at(h, e, f"val/{metric}")) is not None]
-            ax_val.plot([p[0] for p in pts], [p[1] for p in pts], label=label)
+            ax_val.plot(*mean_curve(list(h.values()), lambda r: r.get(f"val/{metric}")), label=label)
         ax_val.set(xlabel="epoch", ylabel=f"val {metric} (mean over seeds)", title=f"{row['recipe']}: learning curve")
+        ce = dict(zip(*mean_curve(list(mine.values()), lambda r: r.get("train/ce"))))
         for n in terms(mine):
-            pts = [(e, t / ce) for e in epochs
-                   if (t := mean_at(mine, e, f"train/{n}")) is not None and (ce := mean_at(mine, e, "train/ce"))]
+            epochs, means = mean_curve(list(mine.values()), lambda r, n=n: r.get(f"train/{n}"))
+            pts = [(e, t / ce[e]) for e, t in zip(epochs, means) if ce.get(e)]
             ax_terms.plot([p[0] for p in pts], [p[1] for p in pts], label=n)
         ax_terms.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax_terms.set(xlabel="epoch", ylabel="weighted term / weighted CE", yscale="log",
