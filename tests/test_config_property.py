@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kdvision.config import load_config
@@ -114,6 +114,7 @@ def test_the_unmutated_config_is_valid(tmp_path):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(data=mutated_configs())
+@example(data={**valid_config(), "data": {**valid_config()["data"], "padding": 10 ** 6}})  # once allocated 40 GB
 def test_mutated_configs_are_valid_or_one_user_error(tmp_path, data):
     outcome(write(data, tmp_path))
 

@@ -70,6 +70,17 @@ def test_digits_split_is_fixed_and_disjoint():
     assert len(small) == 100 and torch.bincount(small.labels, minlength=10).min() >= 9
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("train_size", 5, "data.train_size must be between 10 and 1077, got 5"),
+    # found by the config property test: padding 10**6 made the crop allocate 40 GB
+    ("padding", 10 ** 6, r"data.padding must be at most data.resolution \(16\), got 1000000"),
+])
+def test_digits_options_out_of_range_are_one_user_error(key, value, message):
+    with pytest.raises(UserError, match=message):
+        build_digits(seed=0, **{key: value})
+    assert len(build_digits(seed=0, padding=16)["train"]) == 1077  # the bound itself is allowed
+
+
 def test_image_folder_reads_classes_and_names_a_corrupt_image(tmp_path):
     for split in ("train", "val"):
         for cls in ("cat", "dog"):

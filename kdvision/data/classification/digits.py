@@ -69,6 +69,8 @@ def build_digits(seed: int = 0, resolution: Resolution = 16, train_size: int | N
         if not 10 <= train_size <= len(train_idx):
             raise UserError(f"data.train_size must be between 10 and {len(train_idx)}, got {train_size}")
         train_idx = train_idx[:train_size]
+    if padding > resolution:  # the crop pads every image in memory: a huge padding would exhaust it
+        raise UserError(f"data.padding must be at most data.resolution ({resolution}), got {padding}")
     mean, std = (0.5,) * 3, (0.5,) * 3
     aug = RandomCropFlip(resolution, padding=padding, flip=False) if augment else None
 
