@@ -131,14 +131,20 @@ def test_sweep_selects_on_validation_not_test(tmp_path):
 
 def test_sweep_parsing_and_points():
     sweeps = accuracy_sweep.parse_sweeps(["method.weights.sp=300,1000", "train.epochs=2"])
-    assert sweeps == [("method.weights.sp", ["300", "1000"]), ("train.epochs", ["2"])]
+    assert sweeps == [(None, "method.weights.sp", ["300", "1000"]), (None, "train.epochs", ["2"])]
     data = {"method": {"name": "sp", "weights": {"sp": 3000.0}}, "train": {"epochs": 30}}
     assert accuracy_sweep.sweep_points(data, sweeps) == [["method.weights.sp=300", "train.epochs=2"],
                                                          ["method.weights.sp=1000", "train.epochs=2"]]
     assert accuracy_sweep.sweep_points({"method": {"name": "student"}}, sweeps[:1]) == []
-    for bad in ("method.weights.sp", "method.weights.sp=1,,2", "k=1,1"):
+    # RECIPE:KEY reaches that recipe only, and replaces an unnamed sweep of the same key there
+    scoped = accuracy_sweep.parse_sweeps(["method.weights.kd=1,3", "frskd:method.weights.kd=9", "frskd:train.epochs=5"])
+    assert scoped[1] == ("frskd", "method.weights.kd", ["9"])
+    kd = {"method": {"weights": {"kd": 1.0}}, "train": {"epochs": 30}}
+    assert accuracy_sweep.sweep_points(kd, scoped, "kd") == [["method.weights.kd=1"], ["method.weights.kd=3"]]
+    assert accuracy_sweep.sweep_points(kd, scoped, "frskd") == [["method.weights.kd=9", "train.epochs=5"]]
+    for bad in (["method.weights.sp"], ["method.weights.sp=1,,2"], ["k=1,1"], [":k=1"], ["a:k=1", "a:k=2"]):
         with pytest.raises(Exception, match="--sweep"):
-            accuracy_sweep.parse_sweeps([bad])
+            accuracy_sweep.parse_sweeps(bad)
 
 
 def test_sweep_through_the_cli(tmp_path):
@@ -161,6 +167,27 @@ def test_sweep_through_the_cli(tmp_path):
     record = json.loads((out / "results.json").read_text())
     assert record["recipes"][0]["sweep"]["chosen"] == f"train.optimizer.lr={chosen}"
     assert f"Chosen for `tiny`: `train.optimizer.lr={chosen}`" in (out / "results.md").read_text()
+
+
+def test_sweep_seeds_choose_on_the_first_seeds_then_train_the_chosen_value_only(tmp_path):
+    config = write_yaml(tmp_path / "tiny.yaml", {**TINY_DIGITS, "train": {**TINY_DIGITS["train"], "epochs": 1}})
+    out = tmp_path / "bench"
+    args = ["bench", "accuracy", str(config), "--seeds", "2", "--out", str(out), "--sweep-seeds", "1",
+            "--sweep", "tiny:train.optimizer.lr=0.01,0.3"]
+    bad = run_cli(*args[:-1], "other:train.optimizer.lr=0.01,0.3")
+    assert bad.returncode == 2 and "--sweep other:train.optimizer.lr: other is none of the recipes" in bad.stderr
+    done = run_cli(*args)
+    assert done.returncode == 0, done.stderr
+    sweep = out / "runs" / "tiny" / "sweep"
+    val = {lr: json.loads((sweep / f"train.optimizer.lr={lr}" / "seed0" / "summary.json").read_text())["val_best_acc"]
+           for lr in ("0.01", "0.3")}
+    chosen, other = sorted(val, key=val.get, reverse=True)
+    assert (sweep / f"train.optimizer.lr={chosen}" / "seed1" / "summary.json").is_file()
+    assert not (sweep / f"train.optimizer.lr={other}" / "seed1").exists()
+    row = json.loads((out / "results.json").read_text())["recipes"][0]
+    assert row["sweep"]["chosen"] == f"train.optimizer.lr={chosen}" and row["seeds"] == [0, 1]
+    again = run_cli(*args[:-2])  # the folder keeps its --sweep and --sweep-seeds
+    assert again.returncode == 2 and "was run with --sweep" in again.stderr
 
 
 def write_metrics(run: Path, rows: list[dict]) -> None:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from kdvision.benchmarks_lib.accuracy_plan import (check_state, recipe_data, recipe_names, run_dir, save_state,
                                                    shared_teachers, split_arguments)
-from kdvision.benchmarks_lib.accuracy_report import describe, write_all_results
+from kdvision.benchmarks_lib.accuracy_report import describe, swept_row, write_all_results
 from kdvision.benchmarks_lib.accuracy_run import train_once
 from kdvision.benchmarks_lib.accuracy_sweep import parse_sweeps, point_label, sweep_dir, sweep_points
 from kdvision.commands.arguments import non_negative_int, positive_int
@@ -63,7 +63,11 @@ def add_arguments(p) -> None:
                         "whose method is 'student' with the same student model and data)")
     p.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
                    help="train every value of KEY (e.g. method.weights.sp=300,1000,3000) at every seed, in the "
-                        "recipes that have KEY, and keep the one with the best mean VALIDATION metric; repeatable")
+                        "recipes that have KEY, and keep the one with the best mean VALIDATION metric; "
+                        "RECIPE:KEY=... sweeps that recipe only; repeatable")
+    p.add_argument("--sweep-seeds", type=positive_int, default=None, metavar="K",
+                   help="train every swept value at the first K seeds only, choose on them, then train the "
+                        "chosen value at the remaining seeds (default: every value at every seed)")
     p.add_argument("--verbose", action="store_true", help="print every epoch of every run")
     p.set_defaults(overrides=[])
 
@@ -82,13 +86,20 @@ def run(args) -> int:
         raise UserError(f"bench accuracy: --baseline {args.baseline} is none of the recipes "
                         f"({', '.join(r.name for r in recipes)})")
     sweeps = parse_sweeps(args.sweep)
-    points = {r.name: sweep_points(apply_overrides(load_yaml(r.path), overrides, f"bench accuracy ({r.path})"), sweeps)
+    points = {r.name: sweep_points(apply_overrides(load_yaml(r.path), overrides, f"bench accuracy ({r.path})"),
+                                   sweeps, r.name)
               for r in recipes}
-    for key, _ in sweeps:
-        if not any(any(o.startswith(key + "=") for o in p[0]) for p in points.values() if p):
-            raise UserError(f"bench accuracy: --sweep {key}: no recipe has the key '{key}'")
+    for recipe, key, _ in sweeps:
+        if recipe is not None and recipe not in points:
+            raise UserError(f"bench accuracy: --sweep {recipe}:{key}: {recipe} is none of the recipes "
+                            f"({', '.join(points)})")
+        where = [points[recipe]] if recipe is not None else points.values()
+        if not any(any(o.startswith(key + "=") for o in p[0]) for p in where if p):
+            raise UserError(f"bench accuracy: --sweep {recipe}:{key}: recipe {recipe} has no key '{key}'"
+                            if recipe is not None else f"bench accuracy: --sweep {key}: no recipe has the key '{key}'")
+    sweep_seeds = seeds if args.sweep_seeds is None else seeds[:args.sweep_seeds]
     out.mkdir(parents=True, exist_ok=True)
-    check_state(out, overrides, args.sweep)
+    check_state(out, overrides, args.sweep + ([f"--sweep-seeds={args.sweep_seeds}"] if args.sweep_seeds else []))
     teachers, teacher_dirs = shared_teachers(recipes, overrides, out / "runs", seeds)
     for t in teachers:  # a swept recipe has no single run that is the teacher: train the teacher on its own
         if t.same_as and points[t.same_as[0]]:
@@ -103,7 +114,8 @@ def run(args) -> int:
                                                             str(r.path))
                 where[(r.name, label, s)] = sweep_dir(out, r.name, label, s) if point else run_dir(out, r.name, s)
     swept = {n: [point_label(p) for p in ps] for n, ps in points.items() if ps}
-    save_state(out, recipes, overrides, seeds, teachers, teacher_dirs, args.sweep, swept, args.baseline)
+    save_state(out, recipes, overrides, seeds, teachers, teacher_dirs,
+               args.sweep + ([f"--sweep-seeds={args.sweep_seeds}"] if args.sweep_seeds else []), swept, args.baseline)
     started = time.perf_counter()
     # teachers first (a benchmarked run that is also the teacher trains first), then seed by seed,
     # so an interrupted benchmark has every recipe at some seeds
@@ -115,15 +127,36 @@ def run(args) -> int:
         else:
             jobs.append((f"shared teacher {t.name}", load_config(t.recipe, t.overrides), teacher_dirs[t.recipe]))
     first = {(t.same_as[0], None, t.same_as[1]) for t in teachers if t.same_as}
-    jobs += [(f"{name}{' ' + label if label else ''} seed {s}", cfgs[(name, label, s)], where[(name, label, s)])
-             for s in seeds for (name, label, seed) in cfgs if seed == s and (name, label, s) not in first]
-    for i, (label, cfg, target) in enumerate(jobs, 1):
-        print(f"[bench {i}/{len(jobs)}] {label} -> {target}", flush=True)
-        summary, how = train_once(cfg, target, args.verbose)
-        print(f"[bench {i}/{len(jobs)}] {label}: {how}, {describe(summary)}", flush=True)
-        write_all_results(out, machine())
-    print(f"[bench] {len(cfgs)} runs in {time.perf_counter() - started:.0f} s -> {out / 'results.md'}, "
+
+    def job(name, label, s):
+        return f"{name}{' ' + label if label else ''} seed {s}", cfgs[(name, label, s)], where[(name, label, s)]
+
+    # a swept value trains at sweep_seeds; the chosen one at the other seeds once the choice is made
+    jobs += [job(name, label, s) for s in seeds for (name, label, seed) in cfgs
+             if seed == s and (name, label, s) not in first and (label is None or s in sweep_seeds)]
+    rest = [s for s in seeds if s not in sweep_seeds]
+    total = len(jobs) + len(rest) * len(swept)
+    done = 0
+    while jobs:
+        for label, cfg, target in jobs:
+            done += 1
+            print(f"[bench {done}/{total}] {label} -> {target}", flush=True)
+            summary, how = train_once(cfg, target, args.verbose)
+            print(f"[bench {done}/{total}] {label}: {how}, {describe(summary)}", flush=True)
+            write_all_results(out, machine())
+        jobs = [job(name, chosen_point(out, name, labels, sweep_seeds), s)
+                for s in rest for name, labels in swept.items()]
+        rest = []
+    print(f"[bench] {total} runs in {time.perf_counter() - started:.0f} s -> {out / 'results.md'}, "
           f"{out / 'results.json'}, {out / 'results.png'}", flush=True)
     print()
     print((out / "results.md").read_text())
     return 0
+
+
+def chosen_point(out: Path, name: str, labels: list[str], seeds: list[int]) -> str:
+    """The swept value of recipe ``name`` with the best mean validation metric over ``seeds``."""
+    row = swept_row(out, name, labels, seeds)
+    if row is None:
+        raise UserError(f"bench accuracy: no value of the sweep of {name} finished at seeds {seeds}")
+    return row["sweep"]["chosen"]

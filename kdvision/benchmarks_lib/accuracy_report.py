@@ -275,8 +275,8 @@ def format_sweeps(rows: list[dict]) -> str:
         if not sweep:
             continue
         metric = r["metric"]
-        lines = [f"Sweep of `{r['recipe']}` (chosen on validation: best mean val {metric}; the test columns "
-                 f"are reported, never used to choose):", "",
+        lines = [f"Sweep of `{r['recipe']}` (chosen on validation: best mean val {metric} over the seeds every "
+                 f"value finished; the test columns are reported, never used to choose):", "",
                  f"| value | seeds | val {metric} (best epoch){unit_label([r])} | test {metric}, final epoch | "
                  f"test {metric}, best-val epoch | chosen |", "|---|---:|---:|---:|---:|---|"]
         for label in sweep["order"]:

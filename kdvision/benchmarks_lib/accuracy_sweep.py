@@ -2,10 +2,13 @@
 ``method.weights.sp``) chosen on the VALIDATION split, never the test split.
 
 A sweep applies to the recipes whose config has KEY (after ``base:`` and the overrides); the
-others train as usual. Several ``--sweep`` options that apply to one recipe span their grid.
-Every value trains at every seed of the benchmark, into ``DIR/runs/<recipe>/sweep/<point>/seed<s>``;
-the value with the best mean over seeds of the best validation metric (summary.json
-``val_best_<metric>``) is chosen, and its runs are the recipe's row in the main table.
+others train as usual. ``--sweep RECIPE:KEY=V1,...`` applies it to that recipe only (e.g. one
+method's ``method.weights.kd`` without another's). Several ``--sweep`` options that apply to one
+recipe span their grid. Every value trains at every seed of the benchmark (or, with
+``--sweep-seeds K``, at its first K seeds), into ``DIR/runs/<recipe>/sweep/<point>/seed<s>``;
+the value with the best mean over those seeds of the best validation metric (summary.json
+``val_best_<metric>``) is chosen, its runs at the remaining seeds follow, and its runs are the
+recipe's row in the main table.
 """
 from __future__ import annotations
 
@@ -17,19 +20,23 @@ from kdvision.benchmarks_lib.accuracy_plan import RUNS
 from kdvision.errors import UserError
 
 
-def parse_sweeps(items: list[str]) -> list[tuple[str, list[str]]]:
-    """``["method.weights.sp=300,1000,3000"]`` -> ``[("method.weights.sp", ["300", "1000", "3000"])]``."""
+def parse_sweeps(items: list[str]) -> list[tuple[str | None, str, list[str]]]:
+    """``["method.weights.sp=300,1000"]`` -> ``[(None, "method.weights.sp", ["300", "1000"])]``;
+    ``["frskd:method.weights.feature=10,50"]`` -> ``[("frskd", "method.weights.feature", ["10", "50"])]``."""
     sweeps = []
     for item in items:
         key, sep, values = item.partition("=")
+        recipe, colon, key = key.rpartition(":")
+        recipe, key = (recipe.strip() if colon else None), key.strip()
         parts = [v.strip() for v in values.split(",")]
-        if not sep or not key.strip() or not all(parts):
-            raise UserError(f"bench accuracy: --sweep {item!r}: expected KEY=V1,V2,... (e.g. method.weights.sp=300,1000)")
+        if not sep or not key or not all(parts) or recipe == "":
+            raise UserError(f"bench accuracy: --sweep {item!r}: expected [RECIPE:]KEY=V1,V2,... "
+                            f"(e.g. method.weights.sp=300,1000 or sp:method.weights.sp=300,1000)")
         if len(set(parts)) != len(parts):
             raise UserError(f"bench accuracy: --sweep {item!r}: a value is named twice")
-        if key in [k for k, _ in sweeps]:
-            raise UserError(f"bench accuracy: --sweep names {key} twice")
-        sweeps.append((key.strip(), parts))
+        if (recipe, key) in [(r, k) for r, k, _ in sweeps]:
+            raise UserError(f"bench accuracy: --sweep names {recipe + ':' if recipe else ''}{key} twice")
+        sweeps.append((recipe, key, parts))
     return sweeps
 
 
@@ -42,10 +49,13 @@ def _has_key(data: dict, key: str) -> bool:
     return True
 
 
-def sweep_points(data: dict, sweeps: list[tuple[str, list[str]]]) -> list[list[str]]:
-    """The override lists a recipe (its config as a mapping) trains at: one per grid point of the
-    sweeps whose KEY it has; ``[]`` when none applies."""
-    keys = [(k, vs) for k, vs in sweeps if _has_key(data, k)]
+def sweep_points(data: dict, sweeps: list[tuple[str | None, str, list[str]]], name: str | None = None
+                 ) -> list[list[str]]:
+    """The override lists recipe ``name`` (its config as a mapping) trains at: one per grid point
+    of the sweeps whose KEY it has and that name no other recipe; ``[]`` when none applies. A
+    sweep named for this recipe replaces an unnamed one of the same KEY."""
+    named = {k for r, k, _ in sweeps if r is not None and r == name}
+    keys = [(k, vs) for r, k, vs in sweeps if (r == name if r is not None else k not in named) and _has_key(data, k)]
     if not keys:
         return []
     return [[f"{k}={v}" for (k, _), v in zip(keys, combo)] for combo in itertools.product(*(vs for _, vs in keys))]
