@@ -136,6 +136,24 @@ def test_rain_is_additive_and_snow_a_mask_composite():
     assert np.allclose(snowy, clean * (1 - m) + info["colour"] * m, atol=1e-6)
 
 
+def test_heavy_rain_and_snow_degrade_more_than_light():
+    """``severity: heavy``: every draw has more layers, and the same photos lose >= 4 dB more."""
+    from kdvision.data.weather.embedded import embedded_weather
+    psnr = lambda d: (10 * torch.log10(1 / ((d.inputs.float() - d.targets.float()) / 255).pow(2)  # noqa: E731
+                                        .mean(dim=(1, 2, 3)))).mean().item()
+    small = dict(size=48, train_per_domain=1, val_per_domain=1, test_per_domain=12, data_seed=0)
+    for weather in ("rain", "snow"):
+        light, heavy = (embedded_weather(0, domains=[weather], severity=s, **small)["test"] for s in ("light", "heavy"))
+        assert torch.equal(light.targets, heavy.targets)  # the same clean crops
+        assert psnr(heavy) < psnr(light) - 4.0, weather
+    clean = np.full((48, 48, 3), 0.3, np.float32)
+    for seed in range(5):
+        assert len(add_rain(clean, np.random.default_rng(seed), severity="heavy")[1]["layers"]) >= 2
+        assert len(add_snow(clean, np.random.default_rng(seed), severity="heavy")[1]["layers"]) >= 2
+    with pytest.raises(ValueError, match="severity"):
+        add_rain(clean, np.random.default_rng(0), severity="medium")
+
+
 def test_every_snowy_image_has_snow_even_on_small_crops():
     # the near-flake layer alone draws ~1e-4 flakes per pixel: on 32x32 crops most draws are empty
     clean = np.full((32, 32, 3), 0.3, np.float32)

@@ -11,8 +11,9 @@ files on disk.
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
+import functools
 import zlib
 from typing import Callable
 
@@ -31,10 +32,11 @@ from kdvision.registry import DATASETS
 SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 
 
-def weather_functions() -> dict[str, Callable]:
+def weather_functions(severity: str = "light") -> dict[str, Callable]:
     """Weather name -> fn(clean, rng) -> (degraded, info): the restoration package's
-    degradations (haze, ...) plus rain and snow."""
-    return {**DEGRADATIONS, "rain": add_rain, "snow": add_snow}
+    degradations (haze, ...) plus rain and snow of the given ``severity`` (synthesis.py)."""
+    return {**DEGRADATIONS, "rain": functools.partial(add_rain, severity=severity),
+            "snow": functools.partial(add_snow, severity=severity)}
 
 
 def sample_rng(seed: int, split: str, domain: str, index: int) -> np.random.Generator:
@@ -58,8 +60,8 @@ class EmbeddedWeatherDataset(DomainDataset):
     {"input", "target", "domain", "name"}; train items get random flips and transposes."""
 
     def __init__(self, seed: int, split: str, domains: list[str], count: int, size: int,
-                 photo_names: list[str], augment: bool):
-        table = weather_functions()
+                 photo_names: list[str], augment: bool, severity: str = "light"):
+        table = weather_functions(severity)
         unknown = [d for d in domains if d not in table]
         if unknown:
             raise UserError(f"data.domains: unknown weather '{unknown[0]}' (known: {', '.join(sorted(table))})")
@@ -95,11 +97,12 @@ Size = Annotated[int, Range(ge=16, le=MAX_IMAGE_SIDE)]
 def embedded_weather(seed: int, domains: list[str] = ["haze", "rain", "snow"], size: Size = 64,  # noqa: B006
                      train_per_domain: PositiveInt = 256, val_per_domain: PositiveInt = 32,
                      test_per_domain: PositiveInt = 64, data_seed: int = -1,
-                     sampling: Sampling = "official_uniform") -> dict:
+                     sampling: Sampling = "official_uniform", severity: Literal["light", "heavy"] = "light") -> dict:
     """Haze/rain/snow on real photo crops (different photos per split), deterministic from a seed.
 
     ``data_seed`` (default: the run's seed) fixes the samples independently of the training seed.
     ``sampling``: the training epoch, "official_uniform" or "all" (``kdvision.data.weather.mixed``).
+    ``severity``: "light" (Rain100L/Snow100K-S-like) or "heavy" (Rain100H/Snow100K-L-like) rain and snow.
     """
     smallest = photos.smallest_side(sum(photos.DEFAULT_SPLITS.values(), []))
     if size > smallest:
@@ -107,7 +110,7 @@ def embedded_weather(seed: int, domains: list[str] = ["haze", "rain", "snow"], s
     s = seed if data_seed < 0 else data_seed
     counts = {"train": train_per_domain, "val": val_per_domain, "test": test_per_domain}
     sets = {split: EmbeddedWeatherDataset(s, split, list(domains), counts[split], size,
-                                          photos.DEFAULT_SPLITS[split], augment=split == "train")
+                                          photos.DEFAULT_SPLITS[split], augment=split == "train", severity=severity)
             for split in ("train", "val", "test")}
     sets["train"].sampling = sampling
     return sets
