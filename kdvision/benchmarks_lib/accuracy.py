@@ -11,8 +11,9 @@ into ``DIR/runs/<recipe>/seed<s>`` and writes
 * each recipe's paired per-seed difference to its baseline (the student alone: method ``student``
   with the same student model and data, or ``--baseline RECIPE``) with its 95% t-interval, "no
   measurable effect" where it spans 0, and whether the baseline converged (``accuracy_stats``);
-* with ``--sweep KEY=V1,V2,...``: every value of KEY trained at every seed, the value with the best
-  mean validation metric chosen and its runs used in the table (``accuracy_sweep``);
+* with ``--sweep [RECIPE:]KEY=V1,V2,...``: every value of KEY trained at every seed (or at the
+  first ``--sweep-seeds K``, the chosen value then at the rest), the value with the best mean
+  validation metric chosen and its runs used in the table (``accuracy_sweep``);
 * ``DIR/results.json``: the same as numbers;
 * ``DIR/results.png``: the same means as bars with +-1 std error bars and each seed as a dot.
 
