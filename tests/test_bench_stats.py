@@ -239,3 +239,19 @@ def test_rows_without_a_measurable_gain_get_curves_and_loss_terms(tmp_path):
     accuracy_report.write_results(tmp_path, ["student", "at", "kd"], [0, 1, 2], {"cpu": "x"}, [])
     assert "Rows without a measurable gain" not in (tmp_path / "results.md").read_text()
     assert not (tmp_path / "investigation.png").exists()
+
+
+def test_restoration_terms_are_measured_against_l1(tmp_path):
+    """Restoration logs no CE: each term is divided by the weighted L1, the task's main loss."""
+    from kdvision.benchmarks_lib import accuracy_terms
+
+    rows = [{"epoch": e, "train/l1": 0.2 / e, "train/raw/l1": 0.2 / e, "train/kt": 0.4 / e, "train/raw/kt": 0.4 / e,
+             "val/psnr": 15.0 + e} for e in (1, 2, 3, 4)]
+    write_metrics(tmp_path, rows)
+    row = {"recipe": "ktdn", "metric": "psnr", "epochs": 4, "runs": {0: str(tmp_path)}}
+    history = accuracy_terms.histories(row)
+    assert accuracy_terms.reference(history) == "l1" and accuracy_terms.terms(history) == ["kt"]
+    assert accuracy_terms.reference({0: [{"epoch": 1, "train/ce": 1.0, "train/l1": 2.0}]}) == "ce"
+    head, _, *lines = accuracy_terms.format_row_investigation(row, row).splitlines()
+    assert head.endswith("| L1 unweighted (recipe / baseline) | kt / weighted L1 |")
+    assert lines[1].split("|")[1:-1] == [" 2 ", " 17.00 / 17.00 ", " 0.100 / 0.100 ", " 2.000 "]

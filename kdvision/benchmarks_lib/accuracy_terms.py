@@ -37,14 +37,21 @@ def histories(row: dict) -> dict[int, list[dict]]:
     return found
 
 
+def reference(history: dict[int, list[dict]]) -> str:
+    """The task's main loss the other terms are measured against: CE (classification, segmentation)
+    or, where the runs logged none, L1 (restoration)."""
+    logged = {k for rows in history.values() for r in rows for k in r}
+    return next((n for n in ("ce", "l1") if f"train/{n}" in logged), "ce")
+
+
 def terms(history: dict[int, list[dict]]) -> list[str]:
-    """The weighted loss terms the runs logged besides CE, in first-seen order."""
-    names = []
+    """The weighted loss terms the runs logged besides the main loss (``reference``), in first-seen order."""
+    names, main = [], reference(history)
     for rows in history.values():
         for r in rows:
             for k in r:
                 part = k.split("/")
-                if len(part) == 2 and part[0] == "train" and part[1] not in NOT_TERMS and part[1] != "ce" \
+                if len(part) == 2 and part[0] == "train" and part[1] not in NOT_TERMS and part[1] != main \
                         and part[1] not in names:
                     names.append(part[1])
     return names
@@ -86,16 +93,16 @@ def format_row_investigation(row: dict, baseline: dict) -> str:
     """One recipe's table: epoch, val metric (recipe / baseline), unweighted CE (recipe / baseline),
     each weighted term / the recipe's weighted CE (mean over seeds)."""
     mine, base = histories(row), histories(baseline)
-    metric = row["metric"]
-    names = terms(mine)
-    head = ["epoch", f"val {metric} (recipe / baseline)", "CE unweighted (recipe / baseline)"]
-    head += [f"{n} / weighted CE" for n in names]
+    metric, main = row["metric"], reference(histories(row))
+    names, label = terms(mine), main.upper()
+    head = ["epoch", f"val {metric} (recipe / baseline)", f"{label} unweighted (recipe / baseline)"]
+    head += [f"{n} / weighted {label}" for n in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for e in checkpoints(row["epochs"] or 1):
-        ce_w = mean_at(mine, e, "train/ce")
+        ce_w = mean_at(mine, e, f"train/{main}")
         cells = [str(e),
                  f"{_fmt_metric(mean_at(mine, e, f'val/{metric}'))} / {_fmt_metric(mean_at(base, e, f'val/{metric}'))}",
-                 f"{_fmt(mean_at(mine, e, 'train/raw/ce'))} / {_fmt(mean_at(base, e, 'train/raw/ce'))}"]
+                 f"{_fmt(mean_at(mine, e, f'train/raw/{main}'))} / {_fmt(mean_at(base, e, f'train/raw/{main}'))}"]
         for n in names:
             t = mean_at(mine, e, f"train/{n}")
             cells.append("-" if t is None or not ce_w else _fmt(t / ce_w))
@@ -119,9 +126,9 @@ def format_investigations(rows: list[dict], comparisons: dict[str, dict]) -> str
         return ""
     intro = ("### Rows without a measurable gain: learning curves and loss terms (`investigation.png`)\n\n"
              "Mean over seeds at five points of the schedule, from the runs' metrics.jsonl: the validation "
-             "metric and the unweighted training CE of the recipe and of its baseline, and each weighted "
-             "loss term as a multiple of the recipe's weighted CE (a term far above 1 drives the training; "
-             "one far below it barely acts).\n")
+             "metric and the unweighted training CE (restoration: L1) of the recipe and of its baseline, and "
+             "each weighted loss term as a multiple of the recipe's weighted CE (L1) (a term far above 1 drives "
+             "the training; one far below it barely acts).\n")
     return intro + "\n" + "\n".join(parts).rstrip()
 
 
@@ -140,14 +147,15 @@ def plot_investigations(todo: list[tuple[dict, dict]], path: Path) -> None:
         for h, label in ((mine, row["recipe"]), (theirs, f"{base['recipe']} (baseline)")):
             ax_val.plot(*mean_curve(list(h.values()), lambda r: r.get(f"val/{metric}")), label=label)
         ax_val.set(xlabel="epoch", ylabel=f"val {metric} (mean over seeds)", title=f"{row['recipe']}: learning curve")
-        ce = dict(zip(*mean_curve(list(mine.values()), lambda r: r.get("train/ce"))))
+        main = reference(mine)
+        ce = dict(zip(*mean_curve(list(mine.values()), lambda r: r.get(f"train/{main}"))))
         for n in terms(mine):
             epochs, means = mean_curve(list(mine.values()), lambda r, n=n: r.get(f"train/{n}"))
             pts = [(e, t / ce[e]) for e, t in zip(epochs, means) if ce.get(e)]
             ax_terms.plot([p[0] for p in pts], [p[1] for p in pts], label=n)
         ax_terms.axhline(1.0, color="grey", lw=0.8, ls="--")
-        ax_terms.set(xlabel="epoch", ylabel="weighted term / weighted CE", yscale="log",
-                     title=f"{row['recipe']}: loss terms against CE")
+        ax_terms.set(xlabel="epoch", ylabel=f"weighted term / weighted {main.upper()}", yscale="log",
+                     title=f"{row['recipe']}: loss terms against {main.upper()}")
         for ax in (ax_val, ax_terms):
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
