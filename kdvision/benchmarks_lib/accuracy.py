@@ -94,13 +94,14 @@ def run(args) -> int:
         if recipe is not None and recipe not in points:
             raise UserError(f"bench accuracy: --sweep {recipe}:{key}: {recipe} is none of the recipes "
                             f"({', '.join(points)})")
-        where = [points[recipe]] if recipe is not None else points.values()
-        if not any(any(o.startswith(key + "=") for o in p[0]) for p in where if p):
+        scope = [points[recipe]] if recipe is not None else points.values()
+        if not any(any(o.startswith(key + "=") for o in p[0]) for p in scope if p):
             raise UserError(f"bench accuracy: --sweep {recipe}:{key}: recipe {recipe} has no key '{key}'"
                             if recipe is not None else f"bench accuracy: --sweep {key}: no recipe has the key '{key}'")
     sweep_seeds = seeds if args.sweep_seeds is None else seeds[:args.sweep_seeds]
+    sweep_options = args.sweep + ([f"--sweep-seeds={args.sweep_seeds}"] if args.sweep_seeds else [])
     out.mkdir(parents=True, exist_ok=True)
-    check_state(out, overrides, args.sweep + ([f"--sweep-seeds={args.sweep_seeds}"] if args.sweep_seeds else []))
+    check_state(out, overrides, sweep_options)
     teachers, teacher_dirs = shared_teachers(recipes, overrides, out / "runs", seeds)
     for t in teachers:  # a swept recipe has no single run that is the teacher: train the teacher on its own
         if t.same_as and points[t.same_as[0]]:
@@ -115,8 +116,7 @@ def run(args) -> int:
                                                             str(r.path))
                 where[(r.name, label, s)] = sweep_dir(out, r.name, label, s) if point else run_dir(out, r.name, s)
     swept = {n: [point_label(p) for p in ps] for n, ps in points.items() if ps}
-    save_state(out, recipes, overrides, seeds, teachers, teacher_dirs,
-               args.sweep + ([f"--sweep-seeds={args.sweep_seeds}"] if args.sweep_seeds else []), swept, args.baseline)
+    save_state(out, recipes, overrides, seeds, teachers, teacher_dirs, sweep_options, swept, args.baseline)
     started = time.perf_counter()
     # teachers first (a benchmarked run that is also the teacher trains first), then seed by seed,
     # so an interrupted benchmark has every recipe at some seeds
