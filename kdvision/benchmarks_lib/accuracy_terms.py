@@ -93,7 +93,7 @@ def format_row_investigation(row: dict, baseline: dict) -> str:
     """One recipe's table: epoch, val metric (recipe / baseline), unweighted CE (recipe / baseline),
     each weighted term / the recipe's weighted CE (mean over seeds)."""
     mine, base = histories(row), histories(baseline)
-    metric, main = row["metric"], reference(histories(row))
+    metric, main = row["metric"], reference(mine)
     names, label = terms(mine), main.upper()
     head = ["epoch", f"val {metric} (recipe / baseline)", f"{label} unweighted (recipe / baseline)"]
     head += [f"{n} / weighted {label}" for n in names]
