@@ -118,8 +118,8 @@ def test_sweep_selects_on_validation_not_test(tmp_path):
     text = (tmp_path / "results.md").read_text()
     assert "Chosen for `sp`: `method.weights.sp=300`" in text
     assert "every swept value): 8 s" in text  # 3 values x 2 seeds x 1 s, plus the student's 2 runs
-    assert f"| `method.weights.sp=3000` | 2 | 90.50 ± {np.std([90.0, 91.0], ddof=1):.2f} | 98.50 ± " in text
-    assert "| `method.weights.sp=300` | 2 | 95.50 ± 0.71 | 80.50 ± 0.71 | 80.75 ± 0.71 | **chosen** |" in text
+    assert f"| `method.weights.sp=3000` | 2 | 90.50 | 90.50 ± {np.std([90.0, 91.0], ddof=1):.2f} | 98.50 ± " in text
+    assert "| `method.weights.sp=300` | 2 | 95.50 | 95.50 ± 0.71 | 80.50 ± 0.71 | 80.75 ± 0.71 | **chosen** |" in text
     record = json.loads((tmp_path / "results.json").read_text())
     swept = next(r for r in record["recipes"] if r["recipe"] == "sp")["sweep"]
     assert swept["chosen"] == "method.weights.sp=300" and [v["value"] for v in swept["values"]] == labels
@@ -127,6 +127,24 @@ def test_sweep_selects_on_validation_not_test(tmp_path):
     # a lower-is-better metric picks the smallest mean; only seeds every value finished count
     points = {"a": {"val": {0: 1.0, 1: 9.0}, "last": {0: 0.0}}, "b": {"val": {0: 2.0}, "last": {0: 100.0}}}
     assert accuracy_sweep.select(points) == "b" and accuracy_sweep.select(points, higher_is_better=False) == "a"
+
+
+def test_sweep_table_shows_the_validation_mean_the_choice_was_made_on(tmp_path):
+    # --sweep-seeds 2 of 3: the chosen value ran at seeds 0-2, the other at 0-1 only; the choice
+    # column is the mean over seeds 0-1 (what select compared), beside each value's all-seed mean
+    val = {"1": [95.0, 96.0, 80.0], "3": [94.0, 96.0]}
+    labels = [f"method.weights.sp={v}" for v in val]
+    for v, label in zip(val, labels):
+        for s, x in enumerate(val[v]):
+            write_run(accuracy_sweep.sweep_dir(tmp_path, "sp", label, s), 90.0, 90.0, x, method="sp")
+    rows = accuracy_report.write_results(tmp_path, ["sp"], [0, 1, 2], {"cpu": "x"}, [], swept={"sp": labels})
+    assert rows[0]["sweep"]["chosen"] == "method.weights.sp=1" and rows[0]["sweep"]["selection_seeds"] == [0, 1]
+    text = (tmp_path / "results.md").read_text()
+    assert "over the seeds every value finished, here 0, 1;" in text
+    assert f"| `method.weights.sp=1` | 3 | 95.50 | {np.mean(val['1']):.2f} ± {np.std(val['1'], ddof=1):.2f} |" in text
+    assert "| `method.weights.sp=3` | 2 | 95.00 | 95.00 ± 1.41 |" in text
+    record = json.loads((tmp_path / "results.json").read_text())["recipes"][0]["sweep"]
+    assert record["selection_seeds"] == [0, 1] and [v["val_selection_seeds"] for v in record["values"]] == [95.5, 95.0]
 
 
 def test_sweep_parsing_and_points():
@@ -142,6 +160,12 @@ def test_sweep_parsing_and_points():
     kd = {"method": {"weights": {"kd": 1.0}}, "train": {"epochs": 30}}
     assert accuracy_sweep.sweep_points(kd, scoped, "kd") == [["method.weights.kd=1"], ["method.weights.kd=3"]]
     assert accuracy_sweep.sweep_points(kd, scoped, "frskd") == [["method.weights.kd=9", "train.epochs=5"]]
+    # a folder's sweep may gain values, nothing else
+    old = ["a:k=1,3", "j=5", "--sweep-seeds=2"]
+    assert accuracy_sweep.widens(old, ["a:k=1,3,10", "j=5,6", "--sweep-seeds=2"])
+    for other in (["a:k=1,10", "j=5", "--sweep-seeds=2"], ["a:k=1,3", "j=5"], ["j=5", "a:k=1,3", "--sweep-seeds=2"],
+                  ["k=1,3", "j=5", "--sweep-seeds=2"], ["a:k=1,3", "--sweep-seeds=2"]):
+        assert not accuracy_sweep.widens(old, other)
     for bad in (["method.weights.sp"], ["method.weights.sp=1,,2"], ["k=1,1"], [":k=1"], ["a:k=1", "a:k=2"]):
         with pytest.raises(Exception, match="--sweep"):
             accuracy_sweep.parse_sweeps(bad)
@@ -188,6 +212,14 @@ def test_sweep_seeds_choose_on_the_first_seeds_then_train_the_chosen_value_only(
     assert row["sweep"]["chosen"] == f"train.optimizer.lr={chosen}" and row["seeds"] == [0, 1]
     again = run_cli(*args[:-2])  # the folder keeps its --sweep and --sweep-seeds
     assert again.returncode == 2 and "was run with --sweep" in again.stderr
+    # a sweep may gain a value: it trains at the sweep seeds, the finished runs are kept
+    before = (sweep / f"train.optimizer.lr={chosen}" / "seed1" / "summary.json").read_text()
+    wider = run_cli(*args[:-1], "tiny:train.optimizer.lr=0.01,0.3,0.1")
+    assert wider.returncode == 0, wider.stderr
+    assert (sweep / "train.optimizer.lr=0.1" / "seed0" / "summary.json").is_file()
+    assert (sweep / f"train.optimizer.lr={chosen}" / "seed1" / "summary.json").read_text() == before
+    record = json.loads((out / "results.json").read_text())["recipes"][0]["sweep"]
+    assert [v["value"] for v in record["values"]] == [f"train.optimizer.lr={v}" for v in ("0.01", "0.3", "0.1")]
 
 
 def write_metrics(run: Path, rows: list[dict]) -> None:
@@ -255,3 +287,25 @@ def test_restoration_terms_are_measured_against_l1(tmp_path):
     head, _, *lines = accuracy_terms.format_row_investigation(row, row).splitlines()
     assert head.endswith("| L1 unweighted (recipe / baseline) | kt / weighted L1 |")
     assert lines[1].split("|")[1:-1] == [" 2 ", " 17.00 / 17.00 ", " 0.100 / 0.100 ", " 2.000 "]
+
+
+def test_a_collation_stage_is_measured_against_the_l1_to_the_teacher(tmp_path):
+    """Two-stage learning logs no ground-truth L1 in its first stage: there each term is divided
+    by the weighted L1 to the teacher; in the second stage by the weighted L1."""
+    from kdvision.benchmarks_lib import accuracy_terms
+
+    first = [{"epoch": e, "train/l1_teacher": 0.5, "train/pfv": 0.1 * e, "val/psnr": 10.0 + e} for e in (1, 2)]
+    second = [{"epoch": e, "train/l1": 0.25, "train/raw/l1": 0.25, "train/hcr": 0.05 * e, "val/psnr": 10.0 + e}
+              for e in (3, 4)]
+    write_metrics(tmp_path, first + second)
+    row = {"recipe": "tkl", "metric": "psnr", "epochs": 4, "runs": {0: str(tmp_path)}}
+    history = accuracy_terms.histories(row)
+    assert accuracy_terms.reference(history) == "l1"
+    assert accuracy_terms.reference_curve(history, "l1") == {1: 0.5, 2: 0.5, 3: 0.25, 4: 0.25}
+    head, _, *lines, _, note = accuracy_terms.format_row_investigation(row, row).splitlines()
+    assert "| pfv / weighted L1* |" in head and note == "\\* at epochs that logged no l1 (a collation stage): the weighted l1_teacher."
+    cells = {int(c[1]): [x.strip() for x in c[4:-1]] for c in (line.split("|") for line in lines)}
+    names = [h.strip().split(" /")[0] for h in head.split("|")[4:-1]]
+    by_name = {e: dict(zip(names, v)) for e, v in cells.items()}
+    assert by_name[2]["l1_teacher"] == "1.000" and by_name[2]["pfv"] == "0.400"  # 0.2 / 0.5
+    assert by_name[4]["hcr"] == "0.800" and by_name[4]["pfv"] == "-"  # 0.2 / 0.25

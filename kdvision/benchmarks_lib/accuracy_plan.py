@@ -130,7 +130,10 @@ def run_dir(out: Path, name: str, seed: int) -> Path:
 
 
 def check_state(out: Path, overrides: list[str], sweep: list[str] = ()) -> None:
-    """A benchmark folder keeps one set of overrides and ``--sweep`` options; new recipes and seeds may be added."""
+    """A benchmark folder keeps one set of overrides and ``--sweep`` options; new recipes and seeds
+    may be added, and new values to a sweep (``accuracy_sweep.widens``)."""
+    from kdvision.benchmarks_lib.accuracy_sweep import widens
+
     state = out / STATE
     if state.is_file():
         old = json.loads(state.read_text())
@@ -138,9 +141,9 @@ def check_state(out: Path, overrides: list[str], sweep: list[str] = ()) -> None:
         if saved != list(overrides):
             raise UserError(f"bench accuracy: {out} was run with overrides {saved}, not {list(overrides)}; "
                             f"choose another --out")
-        if old.get("sweep", []) != list(sweep):
-            raise UserError(f"bench accuracy: {out} was run with --sweep {old.get('sweep', [])}, not {list(sweep)}; "
-                            f"choose another --out")
+        if old.get("sweep", []) != list(sweep) and not widens(old.get("sweep", []), list(sweep)):
+            raise UserError(f"bench accuracy: {out} was run with --sweep {old.get('sweep', [])}, not {list(sweep)} "
+                            f"(only new values may be added to its sweeps); choose another --out")
 
 
 def save_state(out: Path, recipes: list[Recipe], overrides: list[str], seeds: list[int],

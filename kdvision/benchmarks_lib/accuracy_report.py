@@ -75,7 +75,7 @@ def collect(out: Path, names: list[str], seeds: list[int], swept: dict[str, list
 
 def swept_row(out: Path, name: str, labels: list[str], seeds: list[int]) -> dict | None:
     """The row of the sweep's value with the best mean validation metric (accuracy_sweep.select)."""
-    from kdvision.benchmarks_lib.accuracy_sweep import select, sweep_dir
+    from kdvision.benchmarks_lib.accuracy_sweep import select, selection_scores, sweep_dir
     from kdvision.tasks import TASKS
 
     points = {}
@@ -91,7 +91,9 @@ def swept_row(out: Path, name: str, labels: list[str], seeds: list[int]) -> dict
     if chosen is None:
         return None
     row = dict(points[chosen])
-    row["sweep"] = {"chosen": chosen, "points": points, "order": [lab for lab in labels if lab in points]}
+    selection_seeds, selection_val = selection_scores(points)
+    row["sweep"] = {"chosen": chosen, "points": points, "order": [lab for lab in labels if lab in points],
+                    "selection_seeds": selection_seeds, "selection_val": selection_val}
     return row
 
 
@@ -275,14 +277,18 @@ def format_sweeps(rows: list[dict]) -> str:
         if not sweep:
             continue
         metric = r["metric"]
-        lines = [f"Sweep of `{r['recipe']}` (chosen on validation: best mean val {metric} over the seeds every "
-                 f"value finished; the test columns are reported, never used to choose):", "",
-                 f"| value | seeds | val {metric} (best epoch){unit_label([r])} | test {metric}, final epoch | "
-                 f"test {metric}, best-val epoch | chosen |", "|---|---:|---:|---:|---:|---|"]
+        chosen_on = ", ".join(str(s) for s in sweep["selection_seeds"])
+        lines = [f"Sweep of `{r['recipe']}` (chosen on validation: the best mean val {metric} over the seeds every "
+                 f"value finished, here {chosen_on}; the test columns are reported, never used to choose):", "",
+                 f"| value | seeds | val {metric} (best epoch), seeds {chosen_on}: the choice | "
+                 f"val {metric} (best epoch), all its seeds{unit_label([r])} | test {metric}, final epoch | "
+                 f"test {metric}, best-val epoch | chosen |", "|---|---:|---:|---:|---:|---:|---|"]
         for label in sweep["order"]:
             p = sweep["points"][label]
             val = fmt_mean_std(p["val_mean_std"]) if p["val_mean_std"] else "-"
-            lines.append(f"| `{label}` | {len(p['seeds'])} | {val} | {fmt_mean_std(p['last_mean_std'])} | "
+            score = sweep["selection_val"].get(label)
+            chosen_val = "-" if score is None else f"{score:.2f}"
+            lines.append(f"| `{label}` | {len(p['seeds'])} | {chosen_val} | {val} | {fmt_mean_std(p['last_mean_std'])} | "
                          f"{fmt_mean_std(p['best_mean_std'])} | {'**chosen**' if label == sweep['chosen'] else ''} |")
         lines += ["", f"Chosen for `{r['recipe']}`: `{sweep['chosen']}` (its runs are the recipe's row above)."]
         parts.append("\n".join(lines))
@@ -316,8 +322,10 @@ def summary_json(rows: list[dict], comparisons: dict[str, dict], seeds: list[int
         if r.get("sweep"):
             sw = r["sweep"]
             entry["sweep"] = {"chosen": sw["chosen"], "selected_on": f"mean val_best_{r['metric']}",
+                              "selection_seeds": sw["selection_seeds"],
                               "values": [{"value": lab, "seeds": sw["points"][lab]["seeds"],
                                           "val": pair(sw["points"][lab]["val_mean_std"]),
+                                          "val_selection_seeds": sw["selection_val"].get(lab),
                                           "test_final_epoch": pair(sw["points"][lab]["last_mean_std"]),
                                           "test_best_val_epoch": pair(sw["points"][lab]["best_mean_std"])}
                                          for lab in sw["order"]]}

@@ -40,6 +40,21 @@ def parse_sweeps(items: list[str]) -> list[tuple[str | None, str, list[str]]]:
     return sweeps
 
 
+def widens(old: list[str], new: list[str]) -> bool:
+    """Whether the ``--sweep`` options ``new`` (``--sweep-seeds=K`` included, as bench.json keeps
+    them) are the folder's ``old`` ones with values added: the same [RECIPE:]KEYs in the same
+    order, each keeping every old value, and the same ``--sweep-seeds``. Then the finished runs
+    stay valid and the choice is made again over every value."""
+    def split(options):
+        flags = [o for o in options if o.startswith("--")]
+        return flags, parse_sweeps([o for o in options if not o.startswith("--")])
+
+    (old_flags, old_sweeps), (new_flags, new_sweeps) = split(old), split(new)
+    if old_flags != new_flags or [(r, k) for r, k, _ in old_sweeps] != [(r, k) for r, k, _ in new_sweeps]:
+        return False
+    return all(set(ov) <= set(nv) for (_, _, ov), (_, _, nv) in zip(old_sweeps, new_sweeps))
+
+
 def _has_key(data: dict, key: str) -> bool:
     node = data
     for part in key.split("."):
@@ -70,15 +85,23 @@ def sweep_dir(out: Path, name: str, label: str, seed: int) -> Path:
     return out / RUNS / name / "sweep" / label / f"seed{seed}"
 
 
+def selection_scores(points: dict[str, dict]) -> tuple[list[int], dict[str, float]]:
+    """(the seeds every point finished, {label: mean validation value over those seeds}): what
+    ``select`` compares. ``points``: {label: {"val": {seed: value}}}; ({} scores while they share no seed)."""
+    if not points:
+        return [], {}
+    seeds = sorted(set.intersection(*(set(p["val"]) for p in points.values())))
+    if not seeds:
+        return [], {}
+    return seeds, {k: statistics.fmean(p["val"][s] for s in seeds) for k, p in points.items()}
+
+
 def select(points: dict[str, dict], higher_is_better: bool = True) -> str | None:
     """The grid point with the best mean validation value. ``points``: {label: {"val": {seed: value}}}
     (other keys, such as test values, are deliberately not looked at). Only the seeds every point
     finished count, so each mean covers the same seeds; None while they share none."""
-    if not points:
+    _, score = selection_scores(points)
+    if not score:
         return None
-    seeds = set.intersection(*(set(p["val"]) for p in points.values()))
-    if not seeds:
-        return None
-    score = {k: statistics.fmean(p["val"][s] for s in seeds) for k, p in points.items()}
     pick = max if higher_is_better else min
     return pick(score, key=score.get)  # ties: the first value named

@@ -44,6 +44,27 @@ def reference(history: dict[int, list[dict]]) -> str:
     return next((n for n in ("ce", "l1") if f"train/{n}" in logged), "ce")
 
 
+#: where an epoch logged no main loss, the term that stands in for it: two-stage knowledge
+#: learning's collation stage (Chen et al., CVPR 2022, Eq. 1) fits the teachers' outputs, not the
+#: ground truth, so its terms are measured against that L1 to the teacher
+STAND_IN = {"l1": "l1_teacher"}
+
+
+def reference_curve(history: dict[int, list[dict]], main: str) -> dict[int, float]:
+    """{epoch: mean over seeds of the weighted ``main`` loss}, the ``STAND_IN`` term at epochs
+    that logged no ``main`` (e.g. a collation stage)."""
+    curve = dict(zip(*mean_curve(list(history.values()), lambda r: r.get(f"train/{main}"))))
+    if main in STAND_IN:
+        stand_in = dict(zip(*mean_curve(list(history.values()), lambda r: r.get(f"train/{STAND_IN[main]}"))))
+        curve = {**{e: v for e, v in stand_in.items() if e not in curve}, **curve}
+    return curve
+
+
+def uses_stand_in(history: dict[int, list[dict]], main: str) -> bool:
+    return main in STAND_IN and any(f"train/{STAND_IN[main]}" in r and f"train/{main}" not in r
+                                    for rows in history.values() for r in rows)
+
+
 def terms(history: dict[int, list[dict]]) -> list[str]:
     """The weighted loss terms the runs logged besides the main loss (``reference``), in first-seen order."""
     names, main = [], reference(history)
@@ -95,11 +116,13 @@ def format_row_investigation(row: dict, baseline: dict) -> str:
     mine, base = histories(row), histories(baseline)
     metric, main = row["metric"], reference(mine)
     names, label = terms(mine), main.upper()
+    stand_in = uses_stand_in(mine, main)
     head = ["epoch", f"val {metric} (recipe / baseline)", f"{label} unweighted (recipe / baseline)"]
-    head += [f"{n} / weighted {label}" for n in names]
+    head += [f"{n} / weighted {label}{'*' if stand_in else ''}" for n in names]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
+    denominators = reference_curve(mine, main)
     for e in checkpoints(row["epochs"] or 1):
-        ce_w = mean_at(mine, e, f"train/{main}")
+        ce_w = denominators.get(e)
         cells = [str(e),
                  f"{_fmt_metric(mean_at(mine, e, f'val/{metric}'))} / {_fmt_metric(mean_at(base, e, f'val/{metric}'))}",
                  f"{_fmt(mean_at(mine, e, f'train/raw/{main}'))} / {_fmt(mean_at(base, e, f'train/raw/{main}'))}"]
@@ -107,6 +130,8 @@ def format_row_investigation(row: dict, baseline: dict) -> str:
             t = mean_at(mine, e, f"train/{n}")
             cells.append("-" if t is None or not ce_w else _fmt(t / ce_w))
         lines.append("| " + " | ".join(cells) + " |")
+    if stand_in:
+        lines += ["", f"\\* at epochs that logged no {main} (a collation stage): the weighted {STAND_IN[main]}."]
     return "\n".join(lines)
 
 
@@ -148,13 +173,14 @@ def plot_investigations(todo: list[tuple[dict, dict]], path: Path) -> None:
             ax_val.plot(*mean_curve(list(h.values()), lambda r: r.get(f"val/{metric}")), label=label)
         ax_val.set(xlabel="epoch", ylabel=f"val {metric} (mean over seeds)", title=f"{row['recipe']}: learning curve")
         main = reference(mine)
-        ce = dict(zip(*mean_curve(list(mine.values()), lambda r: r.get(f"train/{main}"))))
+        ce = reference_curve(mine, main)
         for n in terms(mine):
             epochs, means = mean_curve(list(mine.values()), lambda r, n=n: r.get(f"train/{n}"))
             pts = [(e, t / ce[e]) for e, t in zip(epochs, means) if ce.get(e)]
             ax_terms.plot([p[0] for p in pts], [p[1] for p in pts], label=n)
         ax_terms.axhline(1.0, color="grey", lw=0.8, ls="--")
-        ax_terms.set(xlabel="epoch", ylabel=f"weighted term / weighted {main.upper()}", yscale="log",
+        stand_in = f" ({STAND_IN[main]} where none)" if uses_stand_in(mine, main) else ""
+        ax_terms.set(xlabel="epoch", ylabel=f"weighted term / weighted {main.upper()}{stand_in}", yscale="log",
                      title=f"{row['recipe']}: loss terms against {main.upper()}")
         for ax in (ax_val, ax_terms):
             ax.grid(alpha=0.3)
