@@ -61,6 +61,7 @@ def reference_curve(history: dict[int, list[dict]], main: str) -> dict[int, floa
 
 
 def uses_stand_in(history: dict[int, list[dict]], main: str) -> bool:
+    """Whether some epoch logged the ``STAND_IN`` term instead of ``main`` (the table then says so)."""
     return main in STAND_IN and any(f"train/{STAND_IN[main]}" in r and f"train/{main}" not in r
                                     for rows in history.values() for r in rows)
 
