@@ -166,3 +166,20 @@ def test_method_name_override_trains_through_the_cli(tmp_path):
     r = run_cli("train", "digits/frskd", "--out", "runs/s", "method.name=student", *QUICK, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert yaml.safe_load((tmp_path / "runs" / "s" / "config.yaml").read_text())["method"] == {"name": "student"}
+
+
+EMBEDDED = [n for n in SHIPPED if n.split("/")[0] in {"digits", "digit_scenes", "embedded_haze", "embedded_weather"}]
+
+
+@pytest.mark.parametrize("name", EMBEDDED)
+def test_embedded_recipes_pin_fp32_and_their_teachers_too(name):
+    """The embedded benchmarks were measured in fp32; ``auto`` would pick bf16 on a CPU with
+    native bf16 and change every figure, so each embedded recipe and each teacher recipe it
+    trains first pins fp32."""
+    cfg = load_config(name)
+    assert cfg.train.precision == "fp32", name
+    teachers = cfg.teachers or ([cfg.teacher] if cfg.teacher else [])
+    for t in teachers:
+        if t.recipe:
+            recipe = (REPO / "configs" / name).parent / t.recipe  # relative to the recipe's folder
+            assert load_config(str(recipe)).train.precision == "fp32", (name, t.recipe)
