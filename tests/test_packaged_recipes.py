@@ -178,8 +178,7 @@ def test_embedded_recipes_pin_fp32_and_their_teachers_too(name):
     trains first pins fp32."""
     cfg = load_config(name)
     assert cfg.train.precision == "fp32", name
-    teachers = cfg.teachers or ([cfg.teacher] if cfg.teacher else [])
-    for t in teachers:
+    for t in cfg.all_teachers():
         if t.recipe:
-            recipe = (REPO / "configs" / name).parent / t.recipe  # relative to the recipe's folder
+            recipe = build.teacher_recipe_path(cfg.source, t.recipe, name)
             assert load_config(str(recipe)).train.precision == "fp32", (name, t.recipe)
