@@ -38,8 +38,10 @@ def train_or_check(cfg, args, out) -> int:
 
         print(check_config(cfg, out))
         return 0
+    from kdvision.engine.denormals import flush_denormals
     from kdvision.engine.trainer import Trainer
 
+    flush_denormals()
     Trainer(cfg, out, resume=args.resume, quiet=args.quiet).fit()
     return 0
 
@@ -112,6 +114,8 @@ def cmd_demo(args) -> int:
     return 0
 
 
+# commands that train or run networks (train flushes denormals itself, after its config loads)
+COMPUTE_COMMANDS = ("eval", "demo", "bench", "infer", "profile")
 COMMANDS = {"train": cmd_train, "eval": cmd_eval, "methods": cmd_methods, "recipes": cmd_recipes, "demo": cmd_demo}
 
 
@@ -208,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = list(args.overrides) + extra
     try:
+        if args.command in COMPUTE_COMMANDS:
+            from kdvision.engine.denormals import flush_denormals
+
+            flush_denormals()  # before torch's first parallel op; train sets it after its config loads
         return COMMANDS[args.command](args)
     except UserError as e:
         line = f"kdvision: error: {one_line(str(e))}"
