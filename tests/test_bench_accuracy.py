@@ -36,6 +36,34 @@ def table_rows(text: str) -> dict[str, list[str]]:
     return rows
 
 
+def test_one_teacher_recipe_spelt_two_ways_is_the_same_run(tmp_path):
+    """A teacher recipe written relative in a recipe, and absolute once that recipe is a base
+    file elsewhere (through the configs/ symlink, too), is one file: the finished run is reused;
+    a run whose teacher is another recipe file is not."""
+    import yaml
+
+    from kdvision.config import load_config
+
+    tkl = REPO / "configs" / "embedded_weather" / "tkl.yaml"
+    (tmp_path / "elsewhere").mkdir()
+    wrapper = write_yaml(tmp_path / "elsewhere" / "tkl_copy.yaml",
+                         {"base": str(REPO / "kdvision" / "recipes" / "embedded_weather" / "tkl.yaml")})
+    target = tmp_path / "runs" / "tkl" / "seed0"
+    target.mkdir(parents=True)
+    saved = load_config(wrapper)
+    assert Path(saved.teachers[0].recipe).is_absolute()  # the base file's teacher, anchored
+    (target / "config.yaml").write_text(f"# resolved from {wrapper}\n" + yaml.safe_dump(saved.to_dict()))
+    (target / "summary.json").write_text(json.dumps(fake_summary(17.0, 17.0, 1.0)))
+    direct = load_config(tkl)
+    assert not Path(direct.teachers[0].recipe).is_absolute()
+    assert accuracy_run.train_once(direct, target, False)[1] == "done before"
+    moved = yaml.safe_load((target / "config.yaml").read_text())
+    moved["teachers"][0]["recipe"] = str(REPO / "configs" / "embedded_weather" / "teacher_rain.yaml")
+    (target / "config.yaml").write_text(f"# resolved from {wrapper}\n" + yaml.safe_dump(moved))
+    with pytest.raises(UserError, match=r"holds a run of another config \(teachers: .*teacher_rain\.yaml.* -> "):
+        accuracy_run.train_once(direct, target, False)
+
+
 def test_aggregation_mean_sample_std_and_table(tmp_path):
     last = {"a": [90.0, 92.5, 91.0], "b": [80.0, 85.0, 83.0]}
     best = {"a": [91.0, 93.0, 92.5], "b": [81.0, 84.0, 86.0]}
