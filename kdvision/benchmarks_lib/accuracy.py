@@ -43,7 +43,7 @@ from pathlib import Path
 from kdvision.benchmarks_lib.accuracy_plan import (check_state, recipe_data, recipe_names, run_dir, save_state,
                                                    shared_teachers, split_arguments)
 from kdvision.benchmarks_lib.accuracy_report import describe, swept_row, write_all_results
-from kdvision.benchmarks_lib.accuracy_run import train_once
+from kdvision.benchmarks_lib.accuracy_jobs import record_elapsed, run_jobs
 from kdvision.benchmarks_lib.accuracy_sweep import parse_sweeps, point_label, sweep_dir, sweep_points
 from kdvision.commands.arguments import non_negative_int, positive_int
 from kdvision.errors import UserError
@@ -69,6 +69,10 @@ def add_arguments(p) -> None:
     p.add_argument("--sweep-seeds", type=positive_int, default=None, metavar="K",
                    help="train every swept value at the first K seeds only, choose on them, then train the "
                         "chosen value at the remaining seeds (default: every value at every seed)")
+    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                   help="train N runs at a time, each in its own process on cores/N torch threads (default 1: "
+                        "one run at a time on torch's own thread count); small networks finish more runs per "
+                        "hour this way, and each run's wall time is then measured beside the others")
     p.add_argument("--verbose", action="store_true", help="print every epoch of every run")
     p.set_defaults(overrides=[])
 
@@ -137,18 +141,28 @@ def run(args) -> int:
              if seed == s and (name, label, s) not in first and (label is None or s in sweep_seeds)]
     rest = [s for s in seeds if s not in sweep_seeds]
     total = len(jobs) + len(rest) * len(swept)
-    done = 0
-    while jobs:
-        for label, cfg, target in jobs:
-            done += 1
-            print(f"[bench {done}/{total}] {label} -> {target}", flush=True)
-            summary, how = train_once(cfg, target, args.verbose)
-            print(f"[bench {done}/{total}] {label}: {how}, {describe(summary)}", flush=True)
-            write_all_results(out, machine())
-        jobs = [job(name, chosen_point(out, name, labels, sweep_seeds), s)
-                for s in rest for name, labels in swept.items()]
-        rest = []
-    print(f"[bench] {total} runs in {time.perf_counter() - started:.0f} s -> {out / 'results.md'}, "
+    done, trained = 0, 0
+
+    def finished(label, summary, how):
+        nonlocal done, trained
+        done, trained = done + 1, trained + (how != "done before")
+        print(f"[bench {done}/{total}] {label}: {how}, {describe(summary)}", flush=True)
+        write_all_results(out, machine())
+
+    # phases whose runs are independent of each other: the shared teachers, then the runs (every
+    # swept value at the sweep seeds), then the chosen values at the remaining seeds
+    n_teachers = len(teachers)
+    phases = [jobs[:n_teachers], jobs[n_teachers:]]
+    while phases:
+        run_jobs(phases.pop(0), args.jobs, args.verbose, finished)
+        if not phases and rest:
+            phases.append([job(name, chosen_point(out, name, labels, sweep_seeds), s)
+                           for s in rest for name, labels in swept.items()])
+            rest = []
+    elapsed = time.perf_counter() - started
+    record_elapsed(out, elapsed, trained, args.jobs)
+    write_all_results(out, machine())
+    print(f"[bench] {total} runs in {elapsed:.0f} s -> {out / 'results.md'}, "
           f"{out / 'results.json'}, {out / 'results.png'}", flush=True)
     print()
     print((out / "results.md").read_text())

@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 
 from kdvision.benchmarks_lib.accuracy_plan import RUNS, STATE, run_dir
+from kdvision.benchmarks_lib.accuracy_jobs import concurrent_marker, elapsed_records
 from kdvision.benchmarks_lib.accuracy_run import resumed_marker
 from kdvision.benchmarks_lib.common import locked
 from kdvision.engine.checkpoint import atomic_write
@@ -115,6 +116,8 @@ def collect_row(name: str, dirs: dict[int, Path]) -> dict | None:
         second = None
     student, method = _model_and_method(some)
     whole = {k: v for k, v in summaries.items() if not resumed_marker(dirs[k]).exists()}
+    beside = [json.loads(concurrent_marker(dirs[k]).read_text()) for k in (whole or summaries)
+              if concurrent_marker(dirs[k]).is_file()]
     val = {s: float(v[f"val_best_{metric}"]) for s, v in summaries.items() if v.get(f"val_best_{metric}") is not None}
     return {
         "recipe": name, "metric": metric, "unit": unit, "student": student, "method": method, "seeds": sorted(summaries),
@@ -128,6 +131,7 @@ def collect_row(name: str, dirs: dict[int, Path]) -> dict | None:
         # runs resumed after an interruption timed only their last part: left out when others exist
         "wall_s": statistics.fmean(float(v["wall_s"]) for v in (whole or summaries).values()),
         "wall_partial": not whole,
+        "wall_concurrent": sorted({b["jobs"] for b in beside}),  # --jobs of the runs timed beside others
         "epochs": first.get("epochs"),
         "second": second,
         "second_last_mean_std": mean_std([float(v["test_last"][second]) for v in summaries.values()])
@@ -195,7 +199,7 @@ def format_table(rows: list[dict]) -> str:
             cells = (f" {fmt_mean_std(r['second_last_mean_std'], 4)} | {fmt_mean_std(r['second_best_mean_std'], 4)} |"
                      if r.get("second") == second else " - | - |")
         lines.append(f"| {r['recipe']} | {r['student']} | {r['method']} | {params} | {fmt_mean_std(r['last_mean_std'])} | "
-                     f"{fmt_mean_std(r['best_mean_std'])} | {r['epochs']} | {r['wall_s']:.1f}{'*' if r.get('wall_partial') else ''} | {len(r['seeds'])} |"
+                     f"{fmt_mean_std(r['best_mean_std'])} | {r['epochs']} | {r['wall_s']:.1f}{'*' if r.get('wall_partial') else ''}{'‡' if r.get('wall_concurrent') else ''} | {len(r['seeds'])} |"
                      + cells)
     return "\n".join(lines)
 
@@ -334,8 +338,30 @@ def summary_json(rows: list[dict], comparisons: dict[str, dict], seeds: list[int
             "machine": machine}
 
 
+def concurrency_note(rows: list[dict]) -> str:
+    """The sentence explaining ‡ (runs timed beside others under ``--jobs``), where a row has it."""
+    jobs = sorted({j for r in rows for j in r.get("wall_concurrent", [])})
+    if not jobs:
+        return ""
+    return (f" ‡: some of its runs trained {' or '.join(map(str, jobs))} at a time (`--jobs`), each on its share "
+            f"of the cores, so one run took longer than alone while more runs finished per hour; the "
+            f"elapsed time below is what the benchmark took.")
+
+
+def elapsed_note(records: list[dict]) -> str:
+    """The wall-clock time of the bench commands that trained in DIR (elapsed.jsonl)."""
+    if not records:
+        return ""
+    total = sum(r["elapsed_s"] for r in records)
+    how = ", ".join(sorted({f"--jobs {r['jobs']}" + (f" ({r['threads_per_run']} thread{'s' if r['threads_per_run'] > 1 else ''} each)"
+                                                      if r.get("threads_per_run") else "") for r in records}))
+    return (f" Elapsed wall-clock time of the {len(records)} `bench accuracy` command(s) that trained here "
+            f"({sum(r['trained'] for r in records)} runs, {how}; `elapsed.jsonl`): {total:.0f} s "
+            f"({total / 3600:.2f} h).")
+
+
 def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: list[dict],
-                   comparisons: dict[str, dict] | None = None) -> str:
+                   comparisons: dict[str, dict] | None = None, elapsed: list[dict] | None = None) -> str:
     from kdvision.benchmarks_lib.accuracy_stats import NO_EFFECT, fmt_convergence
     from kdvision.benchmarks_lib.accuracy_terms import format_investigations
 
@@ -353,7 +379,7 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
         f"(summary.json `test_last`). **Best-val epoch**: the weights of the epoch with the best validation "
         f"{metric} (`test_best`). Wall time: mean over seeds of one run's training and testing (runs resumed "
         f"after an interruption are left out, since they timed only their last part; * marks a recipe whose "
-        f"runs were all resumed).",
+        f"runs were all resumed)." + concurrency_note(rows),
         "",
         format_table(rows),
         "",
@@ -395,7 +421,7 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
     parts += [
         f"Total training time (sum over all runs{', every swept value' if any(r.get('sweep') for r in rows) else ''}"
         f"{' and shared teachers' if teachers else ''}): {total:.0f} s "
-        f"({total / 3600:.2f} h).",
+        f"({total / 3600:.2f} h)." + elapsed_note(elapsed or []),
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
         "",
@@ -445,7 +471,7 @@ def write_results(out: Path, names: list[str], seeds: list[int], machine: dict, 
     """DIR/results.md, DIR/results.json and DIR/results.png over the finished runs."""
     rows = collect(out, names, seeds, swept)
     comparisons = compare(rows, baseline)
-    text = format_results(rows, seeds, machine, teachers, comparisons)
+    text = format_results(rows, seeds, machine, teachers, comparisons, elapsed_records(out))
     atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(text))
     record = json.dumps(summary_json(rows, comparisons, seeds, machine), indent=2) + "\n"
     atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(record))

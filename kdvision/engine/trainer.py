@@ -477,6 +477,7 @@ class Trainer:
             "student_parameters": count_parameters(self.method.student),
             "wall_s": round(wall, 2),
             "device": str(self.device),
+            "torch_threads": torch.get_num_threads(),  # sums run in another order on another count
             **fast_defaults.summary_fields(self.choices),  # what train.precision/channels_last: auto chose
         }
         if replicas:
