@@ -44,6 +44,7 @@ def test_two_jobs_train_every_phase_and_mark_the_runs_timed_beside_others(tmp_pa
     assert record["trained"] == 4 and record["jobs"] == 2 and record["threads_per_run"] == threads
     each = f"{threads} thread{'s' if threads > 1 else ''} each"
     assert f"command(s) that trained here (4 runs, --jobs 2 ({each}); `elapsed.jsonl`)" in text
+    assert f"torch_threads {threads} per run, 2 runs at a time" in text.splitlines()[-3]
 
     again = run_cli(*args)  # finished: nothing trains, nothing is timed again
     assert again.returncode == 0, again.stderr

@@ -43,7 +43,7 @@ from pathlib import Path
 from kdvision.benchmarks_lib.accuracy_plan import (check_state, recipe_data, recipe_names, run_dir, save_state,
                                                    shared_teachers, split_arguments)
 from kdvision.benchmarks_lib.accuracy_report import describe, swept_row, write_all_results
-from kdvision.benchmarks_lib.accuracy_jobs import record_elapsed, run_jobs
+from kdvision.benchmarks_lib.accuracy_jobs import available_cores, record_elapsed, run_jobs, threads_per_job
 from kdvision.benchmarks_lib.accuracy_sweep import parse_sweeps, point_label, sweep_dir, sweep_points
 from kdvision.commands.arguments import non_negative_int, positive_int
 from kdvision.errors import UserError
@@ -78,7 +78,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from kdvision.benchmarks_lib.common import machine
+    from kdvision.benchmarks_lib.common import machine as machine_now
     from kdvision.config import apply_overrides, config_from_dict, load_config, load_yaml
 
     if args.seeds < 1:
@@ -122,6 +122,14 @@ def run(args) -> int:
     swept = {n: [point_label(p) for p in ps] for n, ps in points.items() if ps}
     save_state(out, recipes, overrides, seeds, teachers, teacher_dirs, sweep_options, swept, args.baseline)
     started = time.perf_counter()
+
+    def machine() -> dict:
+        info = machine_now()
+        if args.jobs > 1:  # the parent's thread count is not what the runs trained on
+            info["torch_threads"] = (f"{threads_per_job(args.jobs, available_cores())} per run, "
+                                     f"{args.jobs} runs at a time")
+        return info
+
     # teachers first (a benchmarked run that is also the teacher trains first), then seed by seed,
     # so an interrupted benchmark has every recipe at some seeds
     jobs = []
