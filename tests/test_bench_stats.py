@@ -92,6 +92,19 @@ def test_results_report_the_paired_difference_and_no_measurable_effect(tmp_path)
     assert "Baseline `kd`" in text and "converged (every best-val epoch" in text
 
 
+def test_hand_written_notes_survive_every_rewrite_of_the_results(tmp_path):
+    for s in range(2):
+        write_run(tmp_path / "runs" / "student" / f"seed{s}", 90.0 + s, 90.0, 90.0)
+        write_run(tmp_path / "runs" / "kd" / f"seed{s}", 91.0 - 2 * s, 90.0, 90.0, method="kd")
+    accuracy_report.write_results(tmp_path, ["student", "kd"], [0, 1], {"cpu": "x"}, [])
+    assert "written after the run" not in (tmp_path / "results.md").read_text()
+    (tmp_path / "notes.md").write_text("KD's term is 0.1x CE: it barely acts.\n")
+    accuracy_report.write_results(tmp_path, ["student", "kd"], [0, 1], {"cpu": "x"}, [])
+    text = (tmp_path / "results.md").read_text()
+    section = text.split("#### What the investigation shows (written after the run, `notes.md`)\n\n")[1]
+    assert section.startswith("KD's term is 0.1x CE: it barely acts.\n")
+    assert text.index("#### `kd` against `student`") < text.index("What the investigation shows")
+
 def test_the_baseline_must_share_model_and_data():
     rows = [{"recipe": "s16", "method": "student", "student": "resnet8", "data": DATA},
             {"recipe": "s8", "method": "student", "student": "resnet8", "data": {**DATA, "resolution": 8}},

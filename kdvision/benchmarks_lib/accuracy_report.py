@@ -16,6 +16,8 @@ from kdvision.benchmarks_lib.accuracy_run import resumed_marker
 from kdvision.benchmarks_lib.common import locked
 from kdvision.engine.checkpoint import atomic_write
 
+NOTES = "notes.md"  # DIR/notes.md: what the investigation showed, written by hand after the run
+
 
 def describe(summary: dict) -> str:
     m = summary["metric"]
@@ -361,7 +363,8 @@ def elapsed_note(records: list[dict]) -> str:
 
 
 def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: list[dict],
-                   comparisons: dict[str, dict] | None = None, elapsed: list[dict] | None = None) -> str:
+                   comparisons: dict[str, dict] | None = None, elapsed: list[dict] | None = None,
+                   notes: str | None = None) -> str:
     from kdvision.benchmarks_lib.accuracy_stats import NO_EFFECT, fmt_convergence
     from kdvision.benchmarks_lib.accuracy_terms import format_investigations
 
@@ -400,6 +403,8 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
     investigations = format_investigations(rows, comparisons)
     if investigations:
         parts += [investigations, ""]
+    if notes:  # the reader's conclusions survive every rewrite of results.md
+        parts += [f"#### What the investigation shows (written after the run, `{NOTES}`)", "", notes.strip(), ""]
     by_domain = format_per_domain(rows)
     if by_domain:
         second = next((r["second"] for r in rows if r.get("second")), None)
@@ -471,7 +476,8 @@ def write_results(out: Path, names: list[str], seeds: list[int], machine: dict, 
     """DIR/results.md, DIR/results.json and DIR/results.png over the finished runs."""
     rows = collect(out, names, seeds, swept)
     comparisons = compare(rows, baseline)
-    text = format_results(rows, seeds, machine, teachers, comparisons, elapsed_records(out))
+    notes = (out / NOTES).read_text(encoding="utf-8") if (out / NOTES).is_file() else None
+    text = format_results(rows, seeds, machine, teachers, comparisons, elapsed_records(out), notes)
     atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(text))
     record = json.dumps(summary_json(rows, comparisons, seeds, machine), indent=2) + "\n"
     atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(record))
