@@ -103,7 +103,9 @@ def test_hand_written_notes_survive_every_rewrite_of_the_results(tmp_path):
     text = (tmp_path / "results.md").read_text()
     section = text.split("#### What the investigation shows (written after the run, `notes.md`)\n\n")[1]
     assert section.startswith("KD's term is 0.1x CE: it barely acts.\n")
-    assert text.index("#### `kd` against `student`") < text.index("What the investigation shows")
+    notes_at = text.index("What the investigation shows")
+    assert text.index("| recipe | baseline |") < notes_at < text.index("Total training time")
+
 
 def test_the_baseline_must_share_model_and_data():
     rows = [{"recipe": "s16", "method": "student", "student": "resnet8", "data": DATA},
