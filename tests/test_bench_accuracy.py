@@ -162,10 +162,17 @@ def test_bench_accuracy_through_the_cli(tmp_path):
     assert re.search(r"\| tiny \| [\d.]+ / [\d.]+ \| [\d.]+ / [\d.]+ \|", text)
     assert (out / "results.png").is_file()
 
+    record = json.loads((out / "results.json").read_text())
+    assert record["machine"]["cpu_count"] >= 1
+    record["machine"]["date"] = "2000-01-02 03:04 UTC"  # stands for the time the runs trained
+    (out / "results.json").write_text(json.dumps(record))
     again = run_cli(*args)  # finished runs are skipped, not retrained
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("done before") == 2
     assert table_rows((out / "results.md").read_text())["tiny"][4] == cells[4]
+    # only re-tabulated: the machine record stays the one of the training, not of this re-run
+    assert json.loads((out / "results.json").read_text())["machine"]["date"] == "2000-01-02 03:04 UTC"
+    assert "date 2000-01-02 03:04 UTC" in (out / "results.md").read_text()
 
 
 def test_a_run_another_process_holds_is_waited_for_not_retrained(tmp_path, capsys):

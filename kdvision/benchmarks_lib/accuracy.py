@@ -42,7 +42,7 @@ from pathlib import Path
 
 from kdvision.benchmarks_lib.accuracy_plan import (check_state, recipe_data, recipe_names, run_dir, save_state,
                                                    shared_teachers, split_arguments)
-from kdvision.benchmarks_lib.accuracy_report import describe, swept_row, write_all_results
+from kdvision.benchmarks_lib.accuracy_report import describe, recorded_machine, swept_row, write_all_results
 from kdvision.benchmarks_lib.accuracy_jobs import available_cores, record_elapsed, run_jobs, threads_per_job
 from kdvision.benchmarks_lib.accuracy_sweep import parse_sweeps, point_label, sweep_dir, sweep_points
 from kdvision.commands.arguments import non_negative_int, positive_int
@@ -124,6 +124,8 @@ def run(args) -> int:
     started = time.perf_counter()
 
     def machine() -> dict:
+        if trained == 0 and recorded_machine(out):  # only re-tabulated: the runs were measured then, not now
+            return recorded_machine(out)
         info = machine_now()
         if args.jobs > 1:  # the parent's thread count is not what the runs trained on
             info["torch_threads"] = (f"{threads_per_job(args.jobs, available_cores())} per run, "

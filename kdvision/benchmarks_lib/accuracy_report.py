@@ -509,6 +509,15 @@ def finished(out: Path) -> tuple[list[str], list[int]]:
     return names, sorted(seeds)
 
 
+def recorded_machine(out: Path) -> dict | None:
+    """The machine record of DIR/results.json, if any: what the finished runs were trained on."""
+    try:
+        info = json.loads((out / "results.json").read_text()).get("machine")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return info if isinstance(info, dict) and info else None
+
+
 def write_all_results(out: Path, machine: dict) -> list[dict]:
     """results.md and results.png over everything finished in DIR (by this or another invocation)."""
     with locked(out / RUNS / ".bench.lock"):
