@@ -324,3 +324,34 @@ def test_a_collation_stage_is_measured_against_the_l1_to_the_teacher(tmp_path):
     by_name = {e: dict(zip(names, v)) for e, v in cells.items()}
     assert by_name[2]["l1_teacher"] == "1.000" and by_name[2]["pfv"] == "0.400"  # 0.2 / 0.5
     assert by_name[4]["hcr"] == "0.800" and by_name[4]["pfv"] == "-"  # 0.2 / 0.25
+
+
+def test_late_gain_tells_a_level_curve_from_a_rising_one(tmp_path):
+    """The baseline line adds the mean validation metric over the last 20% of the schedule minus
+    the 20% before it, paired over seeds, checked against a hand computation."""
+    def curves(name, values_by_seed):
+        for s, values in values_by_seed.items():
+            run = tmp_path / name / "runs" / "student" / f"seed{s}"
+            write_run(run, 90.0, 90.0, max(values), best_epoch=10, epochs=10)
+            rows = [{"epoch": e + 1, "train/ce": 1.0, "val/acc": v} for e, v in enumerate(values)]
+            rows.insert(3, {"epoch": 4, "train/ce": 1.0})  # an epoch without validation is skipped
+            (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            write_run(tmp_path / name / "runs" / "kd" / f"seed{s}", 91.0, 91.0, 91.0, method="kd")
+        accuracy_report.write_results(tmp_path / name, ["student", "kd"], sorted(values_by_seed), {"cpu": "x"}, [])
+
+    base = [50, 60, 70, 80, 85, 88]
+    level = {0: base + [90, 91, 91, 90], 1: base + [89, 90, 90.5, 88], 2: base + [90, 92, 90, 91]}
+    rising = {0: base + [90, 91, 93, 94], 1: base + [89, 90, 92, 93], 2: base + [90, 91, 93, 95]}
+    for name, seeds in (("level", level), ("rising", rising)):
+        curves(name, seeds)
+        late = [np.mean(v[8:10]) for v in seeds.values()]
+        early = [np.mean(v[6:8]) for v in seeds.values()]
+        mean, low, high = hand_interval(late, early)
+        record = json.loads((tmp_path / name / "results.json").read_text())
+        gain = record["baseline_convergence"][0]["late_gain"]
+        assert gain["mean"] == pytest.approx(mean) and gain["low"] == pytest.approx(low)
+        assert gain["late_epochs"] == [9, 10] and gain["early_epochs"] == [7, 8]
+        text = (tmp_path / name / "results.md").read_text()
+        assert f"over epochs 9-10 minus over epochs 7-8, paired over seeds: {mean:+.2f} [{low:+.2f}, {high:+.2f}]" in text
+        assert ("(level at the end)" in text) == (name == "level")
+        assert ("(still rising)" in text) == (name == "rising")

@@ -67,13 +67,40 @@ def choose_baseline(rows: list[dict], named: str | None = None) -> dict[str, str
 
 def convergence(row: dict) -> dict:
     """The baseline's best-val epoch per seed against its last epoch: converged when every seed's
-    best epoch lies at most ``CONVERGED_FRACTION`` of the way through the schedule."""
+    best epoch lies at most ``CONVERGED_FRACTION`` of the way through the schedule. Beside it, the
+    validation curve's late gain (``late_gain``), which tells a plateau from a curve still rising
+    where the best epoch of a noisy plateau happens to fall late."""
+    from kdvision.benchmarks_lib.accuracy_terms import histories
+
     epochs = row["epochs"]
     best = row["best_epochs"]
     at_last = sum(1 for e in best.values() if e == epochs)
     converged = bool(best) and all(e is not None and e <= CONVERGED_FRACTION * epochs for e in best.values())
     return {"recipe": row["recipe"], "epochs": epochs, "best_epochs": best, "at_last": at_last,
-            "converged": converged}
+            "converged": converged, "metric": row.get("metric"),
+            "late_gain": late_gain(histories(row), row.get("metric"), epochs)}
+
+
+def late_gain(history: dict[int, list[dict]], metric: str | None, epochs: int) -> dict | None:
+    """Per seed, the mean validation ``metric`` over the last ``1 - CONVERGED_FRACTION`` of the
+    schedule minus its mean over the window of the same length before it, paired over seeds
+    (``paired_difference``): an interval spanning 0 says the curve is level at the end. None
+    where no seed logged validation in both windows."""
+    width = (1 - CONVERGED_FRACTION) * epochs
+    late_from, early_from = epochs - width, epochs - 2 * width
+    late, early = {}, {}
+    for seed, rows in history.items():
+        values = [(r["epoch"], r[f"val/{metric}"]) for r in rows
+                  if isinstance(r.get("epoch"), int) and isinstance(r.get(f"val/{metric}"), (int, float))]
+        last = [v for e, v in values if e > late_from]
+        before = [v for e, v in values if early_from < e <= late_from]
+        if last and before:
+            late[seed], early[seed] = statistics.fmean(last), statistics.fmean(before)
+    found = paired_difference(late, early)
+    if found is None:
+        return None
+    return {**found, "late_epochs": [math.floor(late_from) + 1, epochs],
+            "early_epochs": [max(math.floor(early_from) + 1, 1), math.floor(late_from)]}
 
 
 def fmt_convergence(c: dict) -> str:
@@ -83,4 +110,12 @@ def fmt_convergence(c: dict) -> str:
                f"NOT converged: the best-val epoch lies in the last {1 - CONVERGED_FRACTION:.0%} of the schedule "
                f"in some seed ({c['at_last']} of {len(c['best_epochs'])} at the very last epoch); a longer "
                f"schedule may change the comparison")
-    return f"Baseline `{c['recipe']}`: best-val epoch of {c['epochs']} ({seeds}): {verdict}."
+    text = f"Baseline `{c['recipe']}`: best-val epoch of {c['epochs']} ({seeds}): {verdict}."
+    gain = c.get("late_gain")
+    if gain:
+        (a, b), (x, y) = gain["late_epochs"], gain["early_epochs"]
+        trend = {NO_EFFECT: "level at the end", "better": "still rising", "worse": "falling at the end",
+                 None: "one seed, no interval"}[gain["verdict"]]
+        text += (f" Its mean validation {c['metric']} over epochs {a}-{b} minus over epochs {x}-{y}, paired over "
+                 f"seeds: {fmt_difference(gain)} ({trend}).")
+    return text
