@@ -355,3 +355,20 @@ def test_late_gain_tells_a_level_curve_from_a_rising_one(tmp_path):
         assert f"over epochs 9-10 minus over epochs 7-8, paired over seeds: {mean:+.2f} [{low:+.2f}, {high:+.2f}]" in text
         assert ("(level at the end)" in text) == (name == "level")
         assert ("(still rising)" in text) == (name == "rising")
+
+
+def test_a_student_alone_benchmarked_by_itself_reports_its_convergence(tmp_path):
+    """A schedule pilot trains the student alone, with nothing compared with it: its best-val
+    epochs and late gain are still reported (here rising by 2 over the last 20% of 10 epochs)."""
+    for s in range(3):
+        run = tmp_path / "runs" / "student" / f"seed{s}"
+        write_run(run, 90.0, 90.0, 95.0, best_epoch=10, epochs=10)
+        rows = [{"epoch": e, "train/ce": 1.0, "val/acc": 80.0 + e + (s if e > 8 else 0)} for e in range(1, 11)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    accuracy_report.write_results(tmp_path, ["student"], [0, 1, 2], {"cpu": "x"}, [])
+    record = json.loads((tmp_path / "results.json").read_text())
+    [found] = record["baseline_convergence"]
+    assert found["recipe"] == "student" and found["converged"] is False
+    late, early = [89.5 + s for s in range(3)], [87.5] * 3
+    assert found["late_gain"]["mean"] == pytest.approx(np.mean(np.subtract(late, early)))
+    assert "Baseline `student`: best-val epoch of 10" in (tmp_path / "results.md").read_text()

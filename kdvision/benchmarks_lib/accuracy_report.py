@@ -304,7 +304,8 @@ def format_sweeps(rows: list[dict]) -> str:
 def baseline_convergence(rows: list[dict], comparisons: dict[str, dict]) -> list[dict]:
     from kdvision.benchmarks_lib.accuracy_stats import convergence
 
-    names = list(dict.fromkeys(c["baseline"] for c in comparisons.values()))
+    # a student-alone row is a baseline even where nothing is compared with it (a schedule pilot)
+    names = set(c["baseline"] for c in comparisons.values()) | {r["recipe"] for r in rows if r["method"] == "student"}
     return [convergence(r) for r in rows if r["recipe"] in names]
 
 
@@ -396,7 +397,9 @@ def format_results(rows: list[dict], seeds: list[int], machine: dict, teachers: 
                   f"and data, unless `--baseline` named one): per seed, recipe minus baseline at the same seed, over "
                   f"the seeds both finished; mean and 95% Student-t interval (mean ± t(0.975, n-1)·s/√n). "
                   f"\"{NO_EFFECT}\" where the interval spans 0.", "", format_paired(rows, comparisons), ""]
-        parts += [fmt_convergence(c) for c in baseline_convergence(rows, comparisons)] + [""]
+    converging = baseline_convergence(rows, comparisons)
+    if converging:
+        parts += [fmt_convergence(c) for c in converging] + [""]
     sweeps = format_sweeps(rows)
     if sweeps:
         parts += [sweeps, ""]
